@@ -1,0 +1,5 @@
+import sys
+
+from streamdiar.cli import main
+
+sys.exit(main())

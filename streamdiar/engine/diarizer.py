@@ -1,0 +1,178 @@
+"""The engine: shared models, and the step loop that advances any number of streams together.
+
+Audio pushed to a stream is cut at step boundaries; at each boundary the stream's new frames
+are featurized, its newest window goes through the Weighter (batched with every other stream
+due at the same round), the tracker links slots to speakers, windows are aggregated per frame,
+and frames older than the latency are finalized into segments.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from streamdiar.audio import SAMPLE_RATE, sanitize
+from streamdiar.config import Config, load_config
+from streamdiar.engine.aggregate import Aggregator
+from streamdiar.engine.labels import Segment, Segmenter
+from streamdiar.engine.runner import EagerRunner
+from streamdiar.engine.stream import StreamState, Update
+from streamdiar.engine.tracker import Tracker
+from streamdiar.engine.windows import FrameRing
+from streamdiar.features import FEATURE_DIM, FrameFeaturizer
+from streamdiar.model import load_weighter
+
+
+class StreamClosed(RuntimeError):
+    pass
+
+
+class Diarizer:
+    """Shared models plus per-stream state. Not thread-safe: one thread (or event loop) drives it."""
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or load_config()
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        model, features, self.model_meta = load_weighter(self.config.weights)
+        self.model_config = model.config
+        self.featurizer = FrameFeaturizer(features)
+        self.runner = EagerRunner(model, self.config.device)
+        self.hop_s = features.frame_hop_s
+        self.step_samples = round(self.config.stream.step_s * SAMPLE_RATE)
+        # a frame cannot be final before its features exist
+        self.latency_s = max(self.config.stream.latency_s, self.featurizer.lookahead_s())
+
+    # -- streams ----------------------------------------------------------------------------
+    def open_stream(self, uri: str = "stream", record_features: bool = False) -> "Stream":
+        cfg = self.config
+        state = StreamState(
+            uri=uri,
+            features=self.featurizer.new_state(),
+            ring=FrameRing(self.model_config.window_frames, FEATURE_DIM),
+            tracker=Tracker(cfg.tracker, self.hop_s),
+            aggregator=Aggregator(self.model_config.window_frames),
+            segmenter=Segmenter(cfg.labels, self.hop_s),
+            feature_log=[] if record_features else None,
+        )
+        return Stream(self, state)
+
+    def process(self, work: list[tuple["Stream", np.ndarray]]) -> list[Update]:
+        """Push audio to several streams and advance all of them, batching their model calls."""
+        for stream, samples in work:
+            if stream.state.finished:
+                raise StreamClosed(f"stream {stream.state.uri!r} is finished")
+            samples = sanitize(np.asarray(samples, dtype=np.float32).reshape(-1))
+            stream.state.pending = np.concatenate([stream.state.pending, samples])
+            stream.state.received += samples.size
+        states = [stream.state for stream, _ in work]
+        finals = {id(s): [] for s in states}
+        provisional = {id(s): [] for s in states}
+        while True:
+            due = [s for s in states if s.pending.size >= self._step_end(s) - s.features.received]
+            if not due:
+                break
+            for s in due:
+                take = self._step_end(s) - s.features.received
+                s.features.append(s.pending[:take])
+                s.pending = s.pending[take:]
+            self._advance(due, finals, provisional, final=False)
+        return [Update(finals[id(s)], provisional[id(s)], s.received / SAMPLE_RATE) for s in states]
+
+    def finish(self, streams: list["Stream"]) -> list[Update]:
+        """End of audio: process what is left and finalize every frame of each stream."""
+        states = [s.state for s in streams]
+        updates = self.process([(s, np.zeros(0, dtype=np.float32)) for s in streams])
+        finals = {id(s): list(u.final) for s, u in zip(states, updates)}
+        provisional = {id(s): [] for s in states}
+        for s in states:
+            s.features.append(s.pending)
+            s.pending = np.zeros(0, dtype=np.float32)
+            s.features.append(np.zeros(self.featurizer.padding_to_flush(s.features), dtype=np.float32))
+        live = [s for s in states if s.received > 0]
+        if live:
+            self._advance(live, finals, provisional, final=True)
+        for s in states:
+            end = s.received / SAMPLE_RATE
+            finals[id(s)].extend(_clip(seg, end) for seg in s.segmenter.close_all(s.labels))
+            finals[id(s)] = [seg for seg in finals[id(s)] if seg.end > seg.start]
+            s.finished = True
+        return [Update(finals[id(s)], [], s.received / SAMPLE_RATE) for s in states]
+
+    # -- one round ----------------------------------------------------------------------------
+    def _step_end(self, s: StreamState) -> int:
+        return (s.steps_done + 1) * self.step_samples
+
+    def _advance(self, states: list[StreamState], finals: dict, provisional: dict, final: bool) -> None:
+        new = self.featurizer([s.features for s in states])
+        windows = []
+        for s, frames in zip(states, new):
+            if final:
+                # flush padding may complete frames past the real audio: keep only real ones
+                real = math.ceil(s.received / self.featurizer.hop)
+                frames = frames[: max(0, real - s.ring.count)]
+            s.ring.push(frames)
+            if s.feature_log is not None:
+                s.feature_log.append(frames)
+            windows.append(s.ring.window()[0])
+        slots = self.runner(np.stack(windows))
+        for i, s in enumerate(states):
+            if final:
+                final_upto = s.ring.count
+            else:
+                s.steps_done += 1
+                heard = s.steps_done * self.step_samples
+                final_upto = min(s.ring.count, int((heard / SAMPLE_RATE - self.latency_s + 1e-9) / self.hop_s))
+            f, p = self._link_and_label(s, slots.activity[i], slots.embeddings[i], slots.confidence[i], final_upto)
+            finals[id(s)].extend(f)
+            provisional[id(s)] = p
+
+    def _link_and_label(self, s: StreamState, activity, embeddings, confidence, final_upto: int):
+        window = self.model_config.window_frames
+        start = s.ring.count - window
+        if start < 0:  # stream start: the padded frames hold no speech
+            activity = activity.copy()
+            activity[:, : -start] = 0.0
+        history, weight = s.aggregator.mean(start, start + window, len(s.tracker.speakers))
+        assignment = s.tracker.assign(activity, embeddings, confidence, history, weight)
+        tracks = {int(spk): activity[slot] for slot, spk in enumerate(assignment.speakers) if spk >= 0}
+        speakers = len(s.tracker.speakers)
+        s.aggregator.add(start, tracks, speakers)
+        finals: list[Segment] = []
+        first = s.segmenter.next_frame
+        if final_upto > first:
+            act, _ = s.aggregator.mean(first, final_upto, speakers)
+            finals = s.segmenter.finalize(first, act, s.labels)
+        upto = max(final_upto, s.segmenter.next_frame)
+        act, _ = s.aggregator.mean(upto, s.ring.count, speakers)
+        provisional = s.segmenter.provisional(upto, act, s.labels)
+        s.aggregator.forget_before(min(s.segmenter.next_frame, s.ring.count - window))
+        return finals, provisional
+
+
+def _clip(seg: Segment, end: float) -> Segment:
+    if seg.end <= end:
+        return seg
+    return Segment(seg.speaker, seg.start, round(end, 3), seg.confidence, seg.final)
+
+
+class Stream:
+    """Handle to one stream of a Diarizer: push 16 kHz mono float32 audio, get label updates."""
+
+    def __init__(self, diarizer: Diarizer, state: StreamState):
+        self.diarizer = diarizer
+        self.state = state
+
+    @property
+    def uri(self) -> str:
+        return self.state.uri
+
+    def push(self, samples: np.ndarray) -> Update:
+        return self.diarizer.process([(self, samples)])[0]
+
+    def finish(self) -> Update:
+        return self.diarizer.finish([self])[0]
+
+    def add_known_speaker(self, name: str, embeddings: np.ndarray) -> None:
+        self.state.tracker.add_known(name, embeddings)

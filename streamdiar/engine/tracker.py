@@ -1,0 +1,177 @@
+"""Linking window-local slots to global speakers.
+
+Each window's confident slots are matched to the known speakers by Hungarian assignment on a
+score that mixes two cues:
+- voice: cosine between the slot embedding and the speaker, taken as the better of its
+  prototype (a confidence-weighted mean) and the mean of the top-k most similar embeddings in
+  its bounded memory (the nearest-neighbour memory of the source documents), so a speaker whose
+  voice varies is still recognised after minutes of silence;
+- continuity: consecutive windows overlap by most of their length, so a slot that is active on
+  the frames where a speaker was already placed is very likely that speaker.
+A confident slot that matches nobody opens a new speaker, if it is long enough to trust.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from streamdiar.config import TrackerConfig
+
+EPS = 1e-8
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + EPS)
+
+
+@dataclass
+class Speaker:
+    label: str
+    prototype_sum: np.ndarray
+    memory: list[np.ndarray] = field(default_factory=list)
+    memory_weights: list[float] = field(default_factory=list)
+    enrolled: bool = False
+    enrolled_count: int = 0  # the first memory entries come from enrolment and are never forgotten
+    seconds: float = 0.0
+
+    @property
+    def prototype(self) -> np.ndarray:
+        return _normalise(self.prototype_sum)
+
+    def similarity(self, embeddings: np.ndarray, top_k: int) -> np.ndarray:
+        """(n, D) -> (n,) best of prototype cosine and mean top-k memory cosine."""
+        proto = embeddings @ self.prototype
+        if len(self.memory) < 2:
+            return proto
+        sims = embeddings @ np.stack(self.memory).T
+        k = min(top_k, sims.shape[1])
+        top = -np.sort(-sims, axis=1)[:, :k].mean(axis=1)
+        return np.maximum(proto, top)
+
+    def remember(self, embedding: np.ndarray, weight: float, capacity: int) -> None:
+        self.prototype_sum = self.prototype_sum + weight * embedding
+        self.memory.append(embedding)
+        self.memory_weights.append(weight)
+        if len(self.memory) > capacity:
+            # forget the least informative entry
+            start = min(len(self.memory) - 1, self.enrolled_count)
+            drop = start + int(np.argmin(self.memory_weights[start:]))
+            del self.memory[drop], self.memory_weights[drop]
+
+
+@dataclass(frozen=True)
+class SlotAssignment:
+    """speaker index (into Tracker.speakers) per slot, -1 where the slot was ignored."""
+
+    speakers: np.ndarray
+    scores: np.ndarray
+
+
+class Tracker:
+    def __init__(self, config: TrackerConfig, frame_hop_s: float, label_prefix: str = "SPEAKER_"):
+        self.config = config
+        self.hop = frame_hop_s
+        self.prefix = label_prefix
+        self.speakers: list[Speaker] = []
+        self._anonymous = 0
+        self.max_speakers = config.max_speakers
+        self.min_speakers = 0
+
+    # -- enrolment and hints ----------------------------------------------------------------
+    def add_known(self, name: str, embeddings: np.ndarray) -> None:
+        """Seed a named speaker from enrolment embeddings (n, D)."""
+        embeddings = _normalise(np.atleast_2d(embeddings))
+        self.speakers.append(Speaker(name, embeddings.sum(axis=0), list(embeddings), [1.0] * len(embeddings),
+                                     enrolled=True, enrolled_count=len(embeddings)))
+
+    def set_speaker_count(self, num: int | None = None, minimum: int | None = None, maximum: int | None = None) -> None:
+        if num is not None:
+            minimum = maximum = num
+        if maximum is not None:
+            self.max_speakers = maximum + sum(s.enrolled for s in self.speakers)
+        if minimum is not None:
+            self.min_speakers = minimum
+
+    # -- per window ---------------------------------------------------------------------------
+    def assign(self, activity: np.ndarray, embeddings: np.ndarray, confidence: np.ndarray,
+               history: np.ndarray, history_weight: np.ndarray) -> SlotAssignment:
+        """Map one window's slots to speakers (opening new ones as needed).
+
+        activity (N, T) slot tracks over the window's frames; embeddings (N, D); confidence (N,);
+        history (S, T) the aggregated activity of the currently known speakers on the same frames
+        from earlier windows, and history_weight (T,) how much earlier evidence each frame has
+        (0 where no earlier window covered it).
+        """
+        cfg = self.config
+        n_slots = activity.shape[0]
+        result = np.full(n_slots, -1)
+        scores = np.zeros(n_slots)
+        mass_s = activity.sum(axis=1) * self.hop
+        candidates = np.flatnonzero((confidence >= cfg.confidence_gate) & (mass_s >= cfg.min_slot_s))
+        if candidates.size == 0:
+            return SlotAssignment(result, scores)
+        emb = _normalise(embeddings[candidates])
+        voice = np.zeros((candidates.size, len(self.speakers)))
+        for j, spk in enumerate(self.speakers):
+            voice[:, j] = spk.similarity(emb, cfg.top_k)
+        continuity, defined = self._continuity(activity[candidates], history, history_weight)
+        w = cfg.continuity_weight
+        score = np.where(defined, (1 - w) * voice + w * continuity, voice)
+        assigned = np.zeros(candidates.size, dtype=bool)
+        if self.speakers:
+            rows, cols = linear_sum_assignment(-score)
+            for r, c in zip(rows, cols):
+                if score[r, c] >= cfg.assign_similarity:
+                    result[candidates[r]] = c
+                    scores[candidates[r]] = score[r, c]
+                    assigned[r] = True
+        taken = set(result[result >= 0].tolist())
+        # longest unmatched slots first: they carry the most reliable embeddings
+        for r in sorted(np.flatnonzero(~assigned), key=lambda r: -mass_s[candidates[r]]):
+            slot = candidates[r]
+            best = voice[r].max() if voice.shape[1] else -1.0
+            threshold = cfg.new_speaker_similarity
+            if len(self.speakers) - sum(s.enrolled for s in self.speakers) < self.min_speakers:
+                threshold = max(threshold, 0.9)  # a count hint: prefer opening speakers until reached
+            can_open = len(self.speakers) < self.max_speakers and mass_s[slot] >= cfg.new_speaker_min_s
+            if best < threshold and can_open:
+                self.speakers.append(Speaker(self._new_label(), np.zeros(emb.shape[1])))
+                result[slot] = len(self.speakers) - 1
+                scores[slot] = 1.0
+            elif voice.shape[1]:
+                # not confident enough for a new voice: give it to the closest speaker not
+                # already used in this window, if it is plausibly that speaker
+                order = [c for c in np.argsort(-score[r]) if c not in taken]
+                if order and score[r, order[0]] >= cfg.assign_similarity * 0.85:
+                    result[slot] = order[0]
+                    scores[slot] = score[r, order[0]]
+            if result[slot] >= 0:
+                taken.add(int(result[slot]))
+        for slot in np.flatnonzero(result >= 0):
+            spk = self.speakers[result[slot]]
+            weight = float(confidence[slot] * mass_s[slot])
+            spk.remember(_normalise(embeddings[slot]), weight, cfg.memory_size)
+            spk.seconds += float(mass_s[slot])
+        return SlotAssignment(result, scores)
+
+    def _continuity(self, activity: np.ndarray, history: np.ndarray, history_weight: np.ndarray):
+        """Dice agreement between each slot and each speaker on frames earlier windows covered."""
+        n, s = activity.shape[0], len(self.speakers)
+        if s == 0 or history.shape[0] == 0:
+            return np.zeros((n, s)), np.zeros((n, s), dtype=bool)
+        covered = history_weight > 0
+        a = activity[:, covered]
+        h = history[:, covered]
+        inter = a @ h.T
+        denom = (a**2).sum(axis=1)[:, None] + (h**2).sum(axis=1)[None, :]
+        dice = 2 * inter / (denom + EPS)
+        # only trust continuity when the slot actually speaks on the shared frames
+        defined = np.repeat((a.sum(axis=1) * self.hop >= self.config.min_slot_s)[:, None], s, axis=1)
+        return dice, defined
+
+    def _new_label(self) -> str:
+        label = f"{self.prefix}{self._anonymous:02d}"
+        self._anonymous += 1
+        return label

@@ -1,0 +1,1 @@
+"""Scoring (DER) and the clustering baselines streamdiar is compared with."""

@@ -1,0 +1,217 @@
+"""Incremental frame features for many streams at once.
+
+Frame f covers samples [f*H, (f+1)*H) with H = frame_hop_s * 16 kHz. Its feature vector is:
+- the GE2E embedding of an `embed_window_s` sub-window centred on the frame (level-normalised,
+  since GE2E reads raw mel power and far-field speech is quiet),
+- the mean and max Silero speech probability over the frame,
+- the frame's level in dBFS, scaled to about [0, 1].
+A frame becomes available once the audio its sub-window needs has arrived; each call computes
+only frames that became available since the last one, for every stream in one batched call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from streamdiar.audio import SAMPLE_RATE
+from streamdiar.config import FeatureConfig
+from streamdiar.features.speaker_encoder import EMBED_DIM, MEL_HOP, MEL_WINDOW, MelFrontend, SpeakerEncoder
+from streamdiar.features.vad import CHUNK, CONTEXT, SileroVAD
+
+FEATURE_DIM = EMBED_DIM + 3
+LEVEL_FLOOR_DB = -80.0
+ENCODER_BATCH = 1024  # sub-windows per LSTM call: bounds memory when a whole file arrives at once
+
+
+@dataclass
+class FeatureState:
+    """One stream's buffers. Every index is absolute (counted from the stream's first sample)."""
+
+    pcm: np.ndarray = field(default_factory=lambda: np.zeros(MEL_WINDOW // 2, dtype=np.float32))
+    pcm_start: int = -(MEL_WINDOW // 2)  # absolute index of pcm[0]; negative = left zero padding
+    received: int = 0
+    mel: torch.Tensor = field(default_factory=lambda: torch.zeros(0, 40))
+    mel_power: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    mel_start: int = 0  # absolute mel frame index of mel[0]
+    vad_state: torch.Tensor = field(default_factory=lambda: SileroVAD.initial_state(1)[:, 0])
+    vad_context: torch.Tensor = field(default_factory=lambda: torch.zeros(CONTEXT))
+    vad_probs: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    vad_start: int = 0  # absolute chunk index of vad_probs[0]
+    vad_done: int = 0  # chunks computed
+    frames_done: int = 0
+
+    def append(self, samples: np.ndarray) -> None:
+        self.pcm = np.concatenate([self.pcm, samples.astype(np.float32, copy=False)])
+        self.received += samples.size
+
+
+class FrameFeaturizer:
+    """Shared models plus the arithmetic that turns buffered audio into frame features."""
+
+    def __init__(self, config: FeatureConfig, encoder: SpeakerEncoder | None = None, vad: SileroVAD | None = None):
+        self.config = config
+        self.hop = round(config.frame_hop_s * SAMPLE_RATE)
+        self.mels_per_frame = self.hop // MEL_HOP
+        self.embed_mels = round(config.embed_window_s * SAMPLE_RATE) // MEL_HOP
+        self.encoder = encoder or SpeakerEncoder.pretrained()
+        self.vad = vad or SileroVAD.pretrained()
+        self.mel = MelFrontend()
+
+    def new_state(self) -> FeatureState:
+        """A stream's empty buffers; mel frames before the first sample are silence."""
+        lead = max(0, -self._first_mel(0))
+        return FeatureState(mel=torch.zeros(lead, 40), mel_power=np.zeros(lead, dtype=np.float32), mel_start=-lead)
+
+    # -- geometry -------------------------------------------------------------------------
+    def _first_mel(self, frame: int) -> int:
+        centre = (frame * self.hop + self.hop // 2) // MEL_HOP
+        return centre - self.embed_mels // 2
+
+    def samples_needed(self, frame: int) -> int:
+        """Samples that must have arrived before frame `frame` can be computed."""
+        last_mel = self._first_mel(frame) + self.embed_mels - 1
+        return last_mel * MEL_HOP + MEL_WINDOW // 2
+
+    def lookahead_s(self) -> float:
+        """How long after a frame ends its features become available."""
+        return (self.samples_needed(0) - self.hop) / SAMPLE_RATE
+
+    def frames_available(self, state: FeatureState) -> int:
+        n = max(0, (state.received - self.samples_needed(0)) // self.hop + 1)
+        return n
+
+    def padding_to_flush(self, state: FeatureState) -> int:
+        """Zero samples to append at end of stream so every frame with real audio is computed."""
+        frames = -(-state.received // self.hop)
+        if frames == 0:
+            return 0
+        return max(0, self.samples_needed(frames - 1) - state.received)
+
+    # -- compute --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def __call__(self, states: list[FeatureState]) -> list[np.ndarray]:
+        """Advance every stream; returns each one's new frame features, shape (new_frames, FEATURE_DIM)."""
+        for state in states:
+            self._advance_mel(state)
+        self.advance_vad(states)
+        jobs = []
+        for i, state in enumerate(states):
+            for frame in range(state.frames_done, self.frames_available(state)):
+                jobs.append((i, frame))
+        outputs = [np.zeros((0, FEATURE_DIM), dtype=np.float32) for _ in states]
+        if not jobs:
+            return outputs
+        windows, gains = [], []
+        for i, frame in jobs:
+            state = states[i]
+            lo = self._first_mel(frame) - state.mel_start
+            windows.append(state.mel[lo : lo + self.embed_mels])
+            power = float(state.mel_power[lo : lo + self.embed_mels].mean())
+            gains.append(self._gain(power))
+        mels = torch.stack(windows) * torch.tensor(gains, dtype=torch.float32)[:, None, None]
+        embeddings = torch.cat([self.encoder(part) for part in mels.split(ENCODER_BATCH)]).numpy()
+        rows = 0
+        for i, state in enumerate(states):
+            count = sum(1 for j, _ in jobs if j == i)
+            if not count:
+                continue
+            frames = np.arange(state.frames_done, state.frames_done + count)
+            extra = np.stack([self._frame_vad(state, frames, np.mean), self._frame_vad(state, frames, np.max),
+                              self._frame_level(state, frames)], axis=1)
+            outputs[i] = np.concatenate([embeddings[rows : rows + count], extra], axis=1).astype(np.float32)
+            rows += count
+            state.frames_done += count
+            self._trim(state)
+        return outputs
+
+    def _gain(self, mean_power: float) -> float:
+        level_db = 10 * np.log10(mean_power + 1e-12)
+        gain_db = np.clip(self.config.target_dbfs - level_db, -self.config.max_gain_db, self.config.max_gain_db)
+        return float(10 ** (gain_db / 10))  # power gain
+
+    def _advance_mel(self, state: FeatureState) -> None:
+        available_end = state.pcm_start + state.pcm.size  # == received
+        next_mel = state.mel_start + state.mel.shape[0]
+        last_mel = (available_end - MEL_WINDOW // 2) // MEL_HOP  # highest computable index
+        if last_mel < next_mel:
+            return
+        lo = next_mel * MEL_HOP - MEL_WINDOW // 2 - state.pcm_start
+        hi = last_mel * MEL_HOP + MEL_WINDOW // 2 - state.pcm_start
+        block = torch.from_numpy(state.pcm[lo:hi])
+        state.mel = torch.cat([state.mel, self.mel(block)])
+        frames = block.unfold(0, MEL_WINDOW, MEL_HOP)
+        state.mel_power = np.concatenate([state.mel_power, (frames ** 2).mean(dim=1).numpy()])
+
+    def advance_vad(self, states: list[FeatureState]) -> None:
+        # Chunks of one stream are sequential (recurrent state), streams are batched per round.
+        pending = {i: s.received // CHUNK - s.vad_done for i, s in enumerate(states)}
+        rounds = max(pending.values(), default=0)
+        new_probs: dict[int, list[float]] = {i: [] for i in pending}
+        for r in range(rounds):
+            active = [i for i, n in pending.items() if n > r]
+            chunks, ctx, st = [], [], []
+            for i in active:
+                s = states[i]
+                start = (s.vad_done + r) * CHUNK - s.pcm_start
+                chunks.append(torch.from_numpy(s.pcm[start : start + CHUNK]))
+                ctx.append(s.vad_context)
+                st.append(s.vad_state)
+            chunk = torch.stack(chunks)
+            probs, state = self.vad(torch.cat([torch.stack(ctx), chunk], dim=1), torch.stack(st, dim=1))
+            for k, (i, p) in enumerate(zip(active, probs.tolist())):
+                states[i].vad_context = chunk[k, -CONTEXT:].clone()
+                states[i].vad_state = state[:, k].clone()
+                new_probs[i].append(p)
+        for i, probs in new_probs.items():
+            if probs:
+                s = states[i]
+                s.vad_probs = np.concatenate([s.vad_probs, np.asarray(probs, dtype=np.float32)])
+                s.vad_done += len(probs)
+
+    def _frame_vad(self, state: FeatureState, frames: np.ndarray, reduce) -> np.ndarray:
+        out = np.zeros(frames.size, dtype=np.float32)
+        for k, f in enumerate(frames):
+            lo, hi = f * self.hop, (f + 1) * self.hop
+            c0, c1 = lo // CHUNK, min((hi - 1) // CHUNK, state.vad_done - 1)
+            if c1 < c0:
+                continue
+            probs = state.vad_probs[c0 - state.vad_start : c1 - state.vad_start + 1]
+            if reduce is np.mean:
+                # overlap-weighted mean over the chunks the frame touches
+                starts = np.maximum(np.arange(c0, c1 + 1) * CHUNK, lo)
+                ends = np.minimum(np.arange(c0, c1 + 1) * CHUNK + CHUNK, hi)
+                out[k] = float(np.average(probs, weights=ends - starts))
+            else:
+                out[k] = float(probs.max())
+        return out
+
+    def _frame_level(self, state: FeatureState, frames: np.ndarray) -> np.ndarray:
+        out = np.zeros(frames.size, dtype=np.float32)
+        for k, f in enumerate(frames):
+            lo = f * self.mels_per_frame - state.mel_start
+            power = float(state.mel_power[lo : lo + self.mels_per_frame].mean())
+            db = max(10 * np.log10(power + 1e-12), LEVEL_FLOOR_DB)
+            out[k] = (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB
+        return out
+
+    def _trim(self, state: FeatureState) -> None:
+        """Drop what no future frame, mel or VAD chunk needs, so buffers stay bounded."""
+        keep_mel = min(self._first_mel(state.frames_done), state.frames_done * self.mels_per_frame)
+        drop = keep_mel - state.mel_start
+        if drop > 0:
+            state.mel = state.mel[drop:]
+            state.mel_power = state.mel_power[drop:]
+            state.mel_start = keep_mel
+        next_mel = state.mel_start + state.mel.shape[0]
+        keep_pcm = min(next_mel * MEL_HOP - MEL_WINDOW // 2, state.vad_done * CHUNK)
+        drop = keep_pcm - state.pcm_start
+        if drop > 0:
+            state.pcm = state.pcm[drop:]
+            state.pcm_start = keep_pcm
+        keep_chunk = state.frames_done * self.hop // CHUNK
+        drop = keep_chunk - state.vad_start
+        if drop > 0:
+            state.vad_probs = state.vad_probs[drop:]
+            state.vad_start = keep_chunk

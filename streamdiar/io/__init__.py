@@ -1,0 +1,1 @@
+"""Where audio comes from (sources) and where labels go (sinks)."""
