@@ -84,8 +84,8 @@ class TrackerConfig:
     confidence_gate: float = 0.5
     min_slot_s: float = 0.3
     new_speaker_min_s: float = 1.0
-    new_speaker_similarity: float = 0.75
-    assign_similarity: float = 0.55
+    new_speaker_similarity: float = 0.9
+    assign_similarity: float = 0.85
     continuity_weight: float = 0.6
     max_speakers: int = 20
     memory_size: int = 64
@@ -118,6 +118,18 @@ class LabelConfig:
 
 
 @dataclass(frozen=True)
+class RunnerConfig:
+    """How the models run. On CUDA, every batch-size bucket (1, 2, 4, ... max_batch) of the
+    Weighter, GE2E encoder and VAD is captured once as a CUDA graph; on CPU they run eagerly."""
+
+    cuda_graphs: bool = True  # false: eager on the GPU (the baseline the graphs are measured against)
+    max_batch: int = 1024  # largest bucket; larger rounds run in chunks of this size
+
+    def check(self, at: str) -> None:
+        _positive(at, "max_batch", self.max_batch)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything a streaming run needs. `weights` is a checkpoint path, or "default"."""
 
@@ -127,6 +139,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
 
     def check(self, at: str = "config") -> None:
         if self.threads < 0:
@@ -134,6 +147,7 @@ class Config:
         self.stream.check(f"{at}.stream")
         self.tracker.check(f"{at}.tracker")
         self.labels.check(f"{at}.labels")
+        self.runner.check(f"{at}.runner")
 
 
 def _positive(at: str, name: str, value: Any) -> None:

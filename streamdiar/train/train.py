@@ -7,6 +7,7 @@ Speakers held out of training make a simulated validation set, written as WAV + 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -30,6 +31,7 @@ class TrainConfig:
     speakers_dir: str = "../shared/data/speakers/librispeech"
     output: str = "streamdiar/weights/weighter.pt"
     validation_dir: str = "data/validation"
+    cache_dir: str = "data/cache"
     seed: int = 7
     held_out_speakers: int = 40
     train_conversations: int = 500
@@ -98,6 +100,26 @@ class WindowSampler:
         return torch.from_numpy(x), torch.from_numpy(y)
 
 
+def cached_features(config: TrainConfig, featurizer: FrameFeaturizer, train_convs, val_convs):
+    """Frame features of the simulated audio, cached on disk: they depend only on the data settings,
+    so re-training with other model or optimiser settings skips the slowest part."""
+    key_fields = {k: v for k, v in dataclasses.asdict(config).items()
+                  if k in ("speakers_dir", "seed", "held_out_speakers", "train_conversations", "val_conversations",
+                           "val_min_duration_s", "val_max_duration_s", "features", "simulation")}
+    key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(config.cache_dir) / f"features-{key}.npz"
+    if path.is_file():
+        blob = np.load(path)
+        n = len(train_convs)
+        feats = [blob[f"f{i}"] for i in range(n + len(val_convs))]
+        return feats[:n], feats[n:]
+    train_feats = featurize(featurizer, [c.audio for c in train_convs])
+    val_feats = featurize(featurizer, [c.audio for c in val_convs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **{f"f{i}": f for i, f in enumerate(train_feats + val_feats)})
+    return train_feats, val_feats
+
+
 def validation_conversations(config: TrainConfig, held_out: list[Utterance]) -> list[Conversation]:
     """The held-out set: longer conversations of 2-4 unseen speakers, same room simulation."""
     sim = dataclasses.replace(config.simulation, min_duration_s=config.val_min_duration_s,
@@ -124,11 +146,10 @@ def train(config: TrainConfig) -> dict:
     _log(f"simulated {len(train_convs)} training conversations ({hours:.1f} h) and {len(val_convs)} validation ({time.time() - t0:.0f} s)")
     write_conversations(config.validation_dir, val_convs, [f"val{i:03d}" for i in range(len(val_convs))])
 
-    train_feats = featurize(featurizer, [c.audio for c in train_convs])
-    val_feats = featurize(featurizer, [c.audio for c in val_convs])
+    train_feats, val_feats = cached_features(config, featurizer, train_convs, val_convs)
     train_labels = [c.frame_labels(featurizer.hop)[:, : f.shape[0]] for c, f in zip(train_convs, train_feats)]
     val_labels = [c.frame_labels(featurizer.hop)[:, : f.shape[0]] for c, f in zip(val_convs, val_feats)]
-    _log(f"features computed ({time.time() - t0:.0f} s)")
+    _log(f"features ready ({time.time() - t0:.0f} s)")
 
     mc = config.model
     train_windows = WindowSampler(train_feats, train_labels, mc.window_frames, mc.slots, config.start_padding_probability)
@@ -162,6 +183,7 @@ def train(config: TrainConfig) -> dict:
             running = 0.0
             if val < best:
                 best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
+                save_weighter(config.output, model, config.features, {"step": step, "val_loss": val, "partial": True})
     model.load_state_dict(best_state)
     meta = {
         "trained_with": dataclasses.asdict(config),

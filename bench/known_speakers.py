@@ -1,0 +1,237 @@
+"""Issue-6 acceptance: are enrolled speakers named, and unknown voices left anonymous?
+
+Conversations are simulated (streamdiar.train.simulate: turns, overlap, reverb, noise, level)
+from the held-out speakers of the training split. In each one, two speakers are enrolled from a
+part of their utterance that the conversation never uses (the conversation uses the rest), and
+one or two more speakers are not enrolled. The engine runs with the two profiles loaded (through
+`streamdiar.speakers.apply_to_stream`, as every front end does), and every 10 ms of reference
+speech is checked against the final labels:
+- enrolled speaker: share of its speech time labelled with its own name (target >= 90%);
+- unenrolled speaker: share of its speech time labelled with any enrolled name (target < 5%).
+Shares are reported over each speaker's solo speech (one reference speaker talking; the
+acceptance figures) and over all of its speech (overlap included), both as a share of the
+speech time and of the part the engine labelled at all (missed speech is a separate error).
+A second check does the same on real_dev/sample.wav: one speaker enrolled from its first
+reference turns, scored on the rest of the recording.
+
+    .venv/bin/python bench/known_speakers.py [--conversations 24] [--json OUT]
+    .venv/bin/python bench/known_speakers.py --sweep 0.6,0.65,0.7,0.75   # known_similarity values
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamdiar import Diarizer, load_config  # noqa: E402
+from streamdiar.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from streamdiar.config import replace  # noqa: E402
+from streamdiar.evaluate.der import read_rttm  # noqa: E402
+from streamdiar.speakers import apply_to_stream, enroll, make_profile  # noqa: E402
+from streamdiar.train.corpus import speaker_split  # noqa: E402
+from streamdiar.train.simulate import SPEECH_RES, SimulationConfig, Utterance, simulate  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+SPEAKERS_DIR = SHARED / "speakers" / "librispeech"
+REAL_DEV = SHARED / "real_dev"
+HELD_OUT, SPLIT_SEED = 40, 7  # configs/train.yaml: the speakers training never saw
+ENROLL_S = 5.0  # seconds of each enrolled speaker's utterance kept for enrollment only
+NAMED_TARGET, UNKNOWN_TARGET = 0.90, 0.05
+CATEGORIES = ("right", "other_name", "anonymous", "missed")
+
+
+def split_utterance(utt: Utterance, seconds: float, from_start: bool) -> tuple[np.ndarray, Utterance]:
+    """(enrollment audio, the rest as an Utterance): the two parts never share a sample."""
+    cut = int(seconds * SAMPLE_RATE) // SPEECH_RES * SPEECH_RES
+    if not from_start:
+        cut = (utt.audio.size - cut) // SPEECH_RES * SPEECH_RES
+    blocks = cut // SPEECH_RES
+    if from_start:
+        return utt.audio[:cut], Utterance(utt.speaker, utt.audio[cut:], utt.speech[blocks:])
+    return utt.audio[cut:], Utterance(utt.speaker, utt.audio[:cut], utt.speech[:blocks])
+
+
+def label_grid(segments, labels: list[str], blocks: int) -> np.ndarray:
+    """(len(labels), blocks) bool at 10 ms from final segments."""
+    grid = np.zeros((len(labels), blocks), dtype=bool)
+    index = {label: i for i, label in enumerate(labels)}
+    res = SPEECH_RES / SAMPLE_RATE
+    for seg in segments:
+        grid[index[seg.speaker], int(round(seg.start / res)) : int(round(seg.end / res))] = True
+    return grid
+
+
+def attribution(ref: np.ndarray, hyp: np.ndarray, hyp_labels: list[str], own: str | None, names: set[str]) -> dict:
+    """Seconds of one reference speaker's speech (ref: bool per 10 ms) by what the labels say."""
+    is_name = np.array([label in names for label in hyp_labels], dtype=bool)
+    is_own = np.array([label == own for label in hyp_labels], dtype=bool)
+    any_label = hyp.any(axis=0) if hyp.size else np.zeros(ref.size, dtype=bool)
+    own_on = hyp[is_own].any(axis=0) if is_own.any() else np.zeros(ref.size, dtype=bool)
+    name_on = hyp[is_name & ~is_own].any(axis=0) if (is_name & ~is_own).any() else np.zeros(ref.size, dtype=bool)
+    res = SPEECH_RES / SAMPLE_RATE
+    return {
+        "right": float((ref & own_on).sum() * res),
+        "other_name": float((ref & ~own_on & name_on).sum() * res),
+        "anonymous": float((ref & ~own_on & ~name_on & any_label).sum() * res),
+        "missed": float((ref & ~any_label).sum() * res),
+    }
+
+
+def score(ref_activity: np.ndarray, ref_names: list[str | None], segments, names: set[str]) -> list[dict]:
+    """Per reference speaker: seconds by category, on solo speech and on all speech."""
+    blocks = ref_activity.shape[1]
+    labels = sorted({s.speaker for s in segments})
+    hyp = label_grid(segments, labels, blocks)
+    solo = ref_activity.sum(axis=0) == 1
+    out = []
+    for k, own in enumerate(ref_names):
+        out.append({"enrolled": own is not None,
+                    "solo": attribution(ref_activity[k] & solo, hyp, labels, own, names),
+                    "all": attribution(ref_activity[k], hyp, labels, own, names)})
+    return out
+
+
+def run_stream(diarizer: Diarizer, audio: np.ndarray, profiles, uri: str):
+    stream = diarizer.open_stream(uri)
+    apply_to_stream(stream, profiles)
+    finals = list(stream.push(audio).final)
+    finals.extend(stream.finish().final)
+    return finals
+
+
+def build_trials(diarizer: Diarizer, count: int, seed: int, enroll_s: float) -> list[dict]:
+    """Simulated conversations with their enrollment profiles (computed once, reused per sweep)."""
+    _, held = speaker_split(diarizer.featurizer, SPEAKERS_DIR, HELD_OUT, SPLIT_SEED)
+    by_name = {u.speaker: u for u in held}
+    names = sorted(by_name)
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i in range(count):
+        unknown = 1 + i % 2  # 3- and 4-speaker conversations alternate
+        chosen = [names[j] for j in rng.choice(len(names), size=2 + unknown, replace=False)]
+        profiles, pool = [], []
+        for spk in chosen[:2]:
+            enroll_audio, rest = split_utterance(by_name[spk], enroll_s, from_start=bool(rng.integers(2)))
+            e = enroll(diarizer.featurizer, [enroll_audio])
+            profiles.append(make_profile(f"N{spk}", e.embeddings, e.speech_s, [spk], diarizer.featurizer.config))
+            pool.append(rest)
+        pool.extend(by_name[spk] for spk in chosen[2:])
+        sim = SimulationConfig(min_duration_s=60, max_duration_s=90, speaker_counts=(len(pool),), speaker_count_weights=(1.0,))
+        conv = simulate(rng, pool, sim)
+        ref_names = [f"N{spk}" if spk in chosen[:2] else None for spk in conv.speakers]
+        trials.append({"uri": f"known{i:03d}", "audio": conv.audio, "activity": conv.activity,
+                       "ref_names": ref_names, "profiles": profiles})
+    return trials
+
+
+def sample_trial(diarizer: Diarizer, enroll_turns_s: float) -> dict:
+    """real_dev/sample.wav: its first speaker enrolled from the first `enroll_turns_s` of its turns."""
+    audio = load_audio(REAL_DEV / "sample.wav")
+    ref = read_rttm(REAL_DEV / "reference.rttm")["sample"]
+    speakers = sorted(ref.labels())
+    blocks = -(-audio.size // SPEECH_RES)
+    activity = np.zeros((len(speakers), blocks), dtype=bool)
+    res = SPEECH_RES / SAMPLE_RATE
+    for seg, _, spk in ref.itertracks(yield_label=True):
+        activity[speakers.index(spk), int(round(seg.start / res)) : int(round(seg.end / res))] = True
+    target = speakers[0]
+    solo_turns = activity[0] & (activity.sum(axis=0) == 1)
+    idx = np.flatnonzero(solo_turns)[: int(enroll_turns_s / res)]
+    enroll_audio = np.concatenate([audio[b * SPEECH_RES : (b + 1) * SPEECH_RES] for b in idx])
+    scored_from = (idx[-1] + 1) if idx.size else 0  # enrollment time is left out of the score
+    e = enroll(diarizer.featurizer, [enroll_audio])
+    profile = make_profile(target, e.embeddings, e.speech_s, ["sample.wav"], diarizer.featurizer.config)
+    activity[:, :scored_from] = False
+    return {"uri": "sample", "audio": audio, "activity": activity,
+            "ref_names": [target if s == target else None for s in speakers], "profiles": [profile],
+            "scored_from_s": scored_from * res}
+
+
+def summarise(results: list[list[dict]]) -> dict:
+    """Pooled shares and per-(conversation, speaker) worst cases for both roles."""
+    out = {}
+    for role, key in (("enrolled", "right"), ("unknown", None)):
+        for part in ("solo", "all"):
+            rows = [r[part] for conv in results for r in conv if r["enrolled"] == (role == "enrolled")]
+            if not rows:
+                continue
+            total = {c: sum(r[c] for r in rows) for c in CATEGORIES}
+            speech = sum(total.values())
+            labelled = speech - total["missed"]
+            if role == "enrolled":
+                hit = total["right"]
+                per = [r["right"] / max(sum(r.values()), 1e-9) for r in rows]
+                passing = float(np.mean([p >= NAMED_TARGET for p in per]))
+            else:
+                hit = total["other_name"]
+                per = [r["other_name"] / max(sum(r.values()), 1e-9) for r in rows]
+                passing = float(np.mean([p < UNKNOWN_TARGET for p in per]))
+            out[f"{role}_{part}"] = {
+                "speech_s": round(speech, 1), **{c: round(v, 1) for c, v in total.items()},
+                "share_of_speech": round(hit / max(speech, 1e-9), 4),
+                "share_of_labelled": round(hit / max(labelled, 1e-9), 4),
+                "worst_speaker": round(min(per) if role == "enrolled" else max(per), 4),
+                "speakers_meeting_target": round(passing, 3), "speakers": len(rows)}
+    return out
+
+
+def evaluate(diarizer: Diarizer, trials: list[dict]) -> dict:
+    results = []
+    for t in trials:
+        names = {p.name for p in t["profiles"]}
+        finals = run_stream(diarizer, t["audio"], t["profiles"], t["uri"])
+        results.append(score(t["activity"], t["ref_names"], finals, names))
+    return summarise(results)
+
+
+def print_summary(title: str, summary: dict) -> None:
+    print(title)
+    for key, s in summary.items():
+        role, part = key.split("_")
+        what = "right name" if role == "enrolled" else "any enrolled name"
+        print(f"  {role:<8} {part:<4} speech {s['speech_s']:7.1f} s: {what} {100 * s['share_of_speech']:5.1f}% of speech, "
+              f"{100 * s['share_of_labelled']:5.1f}% of labelled; worst speaker {100 * s['worst_speaker']:5.1f}%; "
+              f"{s['speakers_meeting_target'] * 100:4.0f}% of {s['speakers']} speakers meet the target "
+              f"(other name {s['other_name']:.1f} s, anonymous {s['anonymous']:.1f} s, missed {s['missed']:.1f} s)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--conversations", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--enroll-s", type=float, default=ENROLL_S, help="seconds of each utterance kept for enrollment")
+    parser.add_argument("--sweep", help="comma-separated tracker.known_similarity values to compare")
+    parser.add_argument("--config", help="runtime config YAML (default: built-in defaults)")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--json", help="write the figures as JSON")
+    args = parser.parse_args()
+    diarizer = Diarizer(load_config(args.config, threads=args.threads))
+    started = time.perf_counter()
+    trials = build_trials(diarizer, args.conversations, args.seed, args.enroll_s)
+    sample = [sample_trial(diarizer, enroll_turns_s=6.0)]
+    print(f"{len(trials)} conversations ({sum(t['audio'].size for t in trials) / SAMPLE_RATE / 60:.1f} min) "
+          f"built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    base = diarizer.config.tracker
+    values = [float(v) for v in args.sweep.split(",")] if args.sweep else [base.known_similarity]
+    report = {"conversations": len(trials), "enroll_s": args.enroll_s, "seed": args.seed, "runs": []}
+    for value in values:
+        diarizer.config = dataclasses.replace(diarizer.config, tracker=replace(base, known_similarity=value))
+        simulated, real = evaluate(diarizer, trials), evaluate(diarizer, sample)
+        print_summary(f"known_similarity {value:.2f}: {len(trials)} simulated conversations, held-out speakers", simulated)
+        print_summary(f"known_similarity {value:.2f}: real_dev/sample.wav (after {sample[0]['scored_from_s']:.1f} s)", real)
+        report["runs"].append({"known_similarity": value, "simulated": simulated, "sample": real})
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

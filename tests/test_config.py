@@ -1,0 +1,37 @@
+import dataclasses
+
+import pytest
+
+from streamdiar.cli import DEFAULT_CONFIG
+from streamdiar.config import Config, ConfigError, load_config
+
+
+def test_default_yaml_spells_out_the_builtin_defaults():
+    assert load_config(DEFAULT_CONFIG) == Config()
+
+
+@pytest.mark.parametrize("text, key", [
+    ("stream:\n  stepp_s: 0.5\n", "stream.stepp_s"),
+    ("tracker:\n  confidence_gate: 2\n", "tracker.confidence_gate"),
+    ("stream:\n  step_s: fast\n", "stream.step_s"),
+    ("stream:\n  step_s: 1.0\n  latency_s: 0.5\n", "stream.latency_s"),
+    ("labels: 3\n", "labels"),
+    ("bogus: 1\n", "bogus"),
+])
+def test_bad_values_name_their_key(tmp_path, text, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().stream.step_s = 1.0  # type: ignore[misc]
+
+
+def test_overrides_merge_into_sections(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("stream:\n  latency_s: 2.0\n")
+    config = load_config(path, stream={"step_s": 1.0})
+    assert config.stream.step_s == 1.0 and config.stream.latency_s == 2.0

@@ -1,0 +1,85 @@
+"""The streaming engine on real audio through the shipped model."""
+import numpy as np
+
+from streamdiar.audio import SAMPLE_RATE, load_audio
+from streamdiar.evaluate.der import DERScorer, read_rttm, to_annotation
+from pyannote.core import Segment as Span, Timeline
+from tests.conftest import REAL_DEV
+
+
+def _run(diarizer, audio, block, uri="sample"):
+    stream = diarizer.open_stream(uri)
+    finals, updates = [], []
+    for start in range(0, audio.size, block):
+        update = stream.push(audio[start : start + block])
+        finals.extend(update.final)
+        updates.append(update)
+    finals.extend(stream.finish().final)
+    return finals, updates, stream
+
+
+def test_results_do_not_depend_on_how_audio_is_chunked(diarizer):
+    audio = load_audio(REAL_DEV / "sample.wav")[: 15 * SAMPLE_RATE]
+    a, _, _ = _run(diarizer, audio, 8000)
+    b, _, _ = _run(diarizer, audio, 1111)
+    c, _, _ = _run(diarizer, audio, audio.size)
+    assert a == b == c
+
+
+def test_two_real_speakers_are_found_and_labels_cover_the_file(diarizer):
+    audio = load_audio(REAL_DEV / "sample.wav")
+    finals, updates, stream = _run(diarizer, audio, 8000)
+    assert all(s.final for s in finals)
+    assert all(u.final == [] or all(s.final for s in u.final) for u in updates)
+    assert all(not s.final for u in updates for s in u.provisional)
+    assert max(s.end for s in finals) <= 30.0 + 1e-6
+    reference = read_rttm(REAL_DEV / "reference.rttm")["sample"]
+    scorer = DERScorer()
+    scorer.add("sample", reference, to_annotation("sample", finals), Timeline([Span(0, 30)]))
+    total = scorer.total
+    # clustering baselines on the same features score 0.44-0.51 here; the speakers must be found
+    assert total["der"] < 0.4, total
+    assert len({s.speaker for s in finals}) >= 2
+
+
+def test_batched_streams_equal_streams_run_alone(diarizer):
+    audio = load_audio(REAL_DEV / "sample.wav")[: 12 * SAMPLE_RATE]
+    other = load_audio(REAL_DEV / "trn00.wav")[: 9 * SAMPLE_RATE]
+    alone_a, _, _ = _run(diarizer, audio, 8000, "a")
+    alone_b, _, _ = _run(diarizer, other, 8000, "b")
+    sa, sb = diarizer.open_stream("a"), diarizer.open_stream("b")
+    got_a, got_b = [], []
+    for start in range(0, audio.size, 8000):
+        work = [(sa, audio[start : start + 8000])]
+        if start < other.size:
+            work.append((sb, other[start : start + 8000]))
+        updates = diarizer.process(work)
+        got_a.extend(updates[0].final)
+        if len(updates) > 1:
+            got_b.extend(updates[1].final)
+    ua, ub = diarizer.finish([sa, sb])
+    assert got_a + ua.final == alone_a
+    assert got_b + ub.final == alone_b
+
+
+def test_silence_nan_and_tiny_inputs_give_empty_results(diarizer):
+    for audio in (np.zeros(10 * SAMPLE_RATE, dtype=np.float32), np.full(SAMPLE_RATE, np.nan, dtype=np.float32),
+                  np.zeros(1, dtype=np.float32), np.zeros(0, dtype=np.float32)):
+        finals, _, stream = _run(diarizer, audio, 8000) if audio.size else ([], [], None)
+        assert finals == []
+    stream = diarizer.open_stream("empty")
+    assert stream.finish().final == []
+
+
+def test_state_stays_bounded_on_a_long_stream(diarizer):
+    audio = load_audio(REAL_DEV / "sample.wav")
+    stream = diarizer.open_stream("long")
+    sizes = []
+    for rep in range(6):  # 3 minutes
+        for start in range(0, audio.size, 16000):
+            stream.push(audio[start : start + 16000])
+        s = stream.state
+        sizes.append((s.features.pcm.size, s.features.mel.shape[0], s.aggregator.counts.size,
+                      max((len(sp.memory) for sp in s.tracker.speakers), default=0)))
+    assert sizes[-1][0] <= sizes[1][0] + 8000
+    assert all(b[1] <= 400 and b[2] <= 2 * 80 and b[3] <= diarizer.config.tracker.memory_size for b in sizes)
