@@ -10,12 +10,16 @@ DEMO := streamdiar/data/demo.flac
 
 setup: $(STAMP)
 
-# PortAudio for sounddevice (microphone); installed when missing and we may use apt.
+# PortAudio for sounddevice (microphone) and Chromium for the browser test; installed when
+# missing and we may use apt.
 system-deps:
-	@if ! ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; then \
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || missing="$$missing libportaudio2"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			(apt-get update -qq && apt-get install -y -qq libportaudio2 >/dev/null) || echo "warning: could not install libportaudio2"; \
-		else echo "note: install libportaudio2 for microphone input"; fi; \
+			(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) || echo "warning: could not install$$missing"; \
+		else echo "note: install$$missing (microphone input, browser test)"; fi; \
 	fi
 
 $(STAMP): pyproject.toml

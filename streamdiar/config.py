@@ -87,12 +87,15 @@ class TrackerConfig:
     new_speaker_similarity: float = 0.9
     assign_similarity: float = 0.85
     continuity_weight: float = 0.6
+    continuity_accept: float = 0.5
+    known_similarity: float = 0.7  # an enrolled name needs at least this voice cosine (else: anonymous)
     max_speakers: int = 20
     memory_size: int = 64
     top_k: int = 5
 
     def check(self, at: str) -> None:
-        for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight"):
+        for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
+                     "continuity_accept", "known_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")

@@ -16,7 +16,7 @@ from streamdiar.audio import SAMPLE_RATE, sanitize
 from streamdiar.config import Config, load_config
 from streamdiar.engine.aggregate import Aggregator
 from streamdiar.engine.labels import Segment, Segmenter
-from streamdiar.engine.runner import EagerRunner
+from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import Tracker
 from streamdiar.engine.windows import FrameRing
@@ -38,14 +38,14 @@ class Diarizer:
         model, features, self.model_meta = load_weighter(self.config.weights)
         self.model_config = model.config
         self.featurizer = FrameFeaturizer(features)
-        self.runner = EagerRunner(model, self.config.device)
+        self.runner = make_runner(model, self.config, self.featurizer)
         self.hop_s = features.frame_hop_s
         self.step_samples = round(self.config.stream.step_s * SAMPLE_RATE)
         # a frame cannot be final before its features exist
         self.latency_s = max(self.config.stream.latency_s, self.featurizer.lookahead_s())
 
     # -- streams ----------------------------------------------------------------------------
-    def open_stream(self, uri: str = "stream", record_features: bool = False) -> "Stream":
+    def open_stream(self, uri: str = "stream", record_features: bool = False, record_steps: bool = False) -> "Stream":
         cfg = self.config
         state = StreamState(
             uri=uri,
@@ -55,6 +55,7 @@ class Diarizer:
             aggregator=Aggregator(self.model_config.window_frames),
             segmenter=Segmenter(cfg.labels, self.hop_s),
             feature_log=[] if record_features else None,
+            step_log=[] if record_steps else None,
         )
         return Stream(self, state)
 
@@ -124,6 +125,8 @@ class Diarizer:
                 s.steps_done += 1
                 heard = s.steps_done * self.step_samples
                 final_upto = min(s.ring.count, int((heard / SAMPLE_RATE - self.latency_s + 1e-9) / self.hop_s))
+            if s.step_log is not None:
+                s.step_log.append((s.ring.count, final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i]))
             f, p = self._link_and_label(s, slots.activity[i], slots.embeddings[i], slots.confidence[i], final_upto)
             finals[id(s)].extend(f)
             provisional[id(s)] = p

@@ -35,6 +35,7 @@ class StreamState:
     steps_done: int = 0
     finished: bool = False
     feature_log: list[np.ndarray] | None = None  # every frame's features, when asked for (evaluation)
+    step_log: list[tuple] | None = None  # every step's model output, when asked for (tuning by replay)
 
     @property
     def labels(self) -> list[str]:

@@ -87,12 +87,18 @@ class Tracker:
                                      enrolled=True, enrolled_count=len(embeddings)))
 
     def set_speaker_count(self, num: int | None = None, minimum: int | None = None, maximum: int | None = None) -> None:
+        """Hints on how many people speak, enrolled ones included (see `heard`)."""
         if num is not None:
             minimum = maximum = num
         if maximum is not None:
-            self.max_speakers = maximum + sum(s.enrolled for s in self.speakers)
+            self.max_speakers = maximum
         if minimum is not None:
             self.min_speakers = minimum
+
+    def heard(self) -> int:
+        """Speakers the count hints count: every anonymous one, an enrolled one once it has spoken
+        (profiles of people who are not in this conversation must not use up the count)."""
+        return sum(1 for s in self.speakers if not s.enrolled or s.seconds > 0)
 
     # -- per window ---------------------------------------------------------------------------
     def assign(self, activity: np.ndarray, embeddings: np.ndarray, confidence: np.ndarray,
@@ -119,11 +125,19 @@ class Tracker:
         continuity, defined = self._continuity(activity[candidates], history, history_weight)
         w = cfg.continuity_weight
         score = np.where(defined, (1 - w) * voice + w * continuity, voice)
+        # an enrolled name goes only to a voice that matches it well enough on its own; below
+        # that the slot is free to join or open an anonymous speaker ("unknown", not "Alice")
+        enrolled = np.array([s.enrolled for s in self.speakers], dtype=bool)
+        nameable = ~enrolled[None, :] | (voice >= cfg.known_similarity)
+        score = np.where(nameable, score, -1.0)
+        # a link is accepted on the voice alone, or because the slot speaks where earlier windows
+        # already placed that speaker (the model saw the same audio there)
+        acceptable = nameable & ((voice >= cfg.assign_similarity) | (defined & (continuity >= cfg.continuity_accept)))
         assigned = np.zeros(candidates.size, dtype=bool)
         if self.speakers:
             rows, cols = linear_sum_assignment(-score)
             for r, c in zip(rows, cols):
-                if score[r, c] >= cfg.assign_similarity:
+                if acceptable[r, c]:
                     result[candidates[r]] = c
                     scores[candidates[r]] = score[r, c]
                     assigned[r] = True
@@ -131,11 +145,11 @@ class Tracker:
         # longest unmatched slots first: they carry the most reliable embeddings
         for r in sorted(np.flatnonzero(~assigned), key=lambda r: -mass_s[candidates[r]]):
             slot = candidates[r]
-            best = voice[r].max() if voice.shape[1] else -1.0
+            best = np.where(nameable[r], voice[r], -1.0).max() if voice.shape[1] else -1.0
             threshold = cfg.new_speaker_similarity
-            if len(self.speakers) - sum(s.enrolled for s in self.speakers) < self.min_speakers:
-                threshold = max(threshold, 0.9)  # a count hint: prefer opening speakers until reached
-            can_open = len(self.speakers) < self.max_speakers and mass_s[slot] >= cfg.new_speaker_min_s
+            if self.heard() < self.min_speakers:
+                threshold = np.inf  # a count hint: a slot no speaker took opens one until it is reached
+            can_open = self.heard() < self.max_speakers and mass_s[slot] >= cfg.new_speaker_min_s
             if best < threshold and can_open:
                 self.speakers.append(Speaker(self._new_label(), np.zeros(emb.shape[1])))
                 result[slot] = len(self.speakers) - 1

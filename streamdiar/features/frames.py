@@ -96,10 +96,8 @@ class FrameFeaturizer:
         for state in states:
             self._advance_mel(state)
         self.advance_vad(states)
-        jobs = []
-        for i, state in enumerate(states):
-            for frame in range(state.frames_done, self.frames_available(state)):
-                jobs.append((i, frame))
+        counts = [max(0, self.frames_available(state) - state.frames_done) for state in states]
+        jobs = [(i, state.frames_done + k) for i, state in enumerate(states) for k in range(counts[i])]
         outputs = [np.zeros((0, FEATURE_DIM), dtype=np.float32) for _ in states]
         if not jobs:
             return outputs
@@ -114,12 +112,12 @@ class FrameFeaturizer:
         embeddings = torch.cat([self.encoder(part) for part in mels.split(ENCODER_BATCH)]).numpy()
         rows = 0
         for i, state in enumerate(states):
-            count = sum(1 for j, _ in jobs if j == i)
+            count = counts[i]
             if not count:
                 continue
             frames = np.arange(state.frames_done, state.frames_done + count)
-            extra = np.stack([self._frame_vad(state, frames, np.mean), self._frame_vad(state, frames, np.max),
-                              self._frame_level(state, frames)], axis=1)
+            vad_mean, vad_max = self._frame_vad(state, frames)
+            extra = np.stack([vad_mean, vad_max, self._frame_level(state, frames)], axis=1)
             outputs[i] = np.concatenate([embeddings[rows : rows + count], extra], axis=1).astype(np.float32)
             rows += count
             state.frames_done += count
@@ -144,48 +142,71 @@ class FrameFeaturizer:
         frames = block.unfold(0, MEL_WINDOW, MEL_HOP)
         state.mel_power = np.concatenate([state.mel_power, (frames ** 2).mean(dim=1).numpy()])
 
+    @torch.inference_mode()
     def advance_vad(self, states: list[FeatureState]) -> None:
         # Chunks of one stream are sequential (recurrent state), streams are batched per round.
-        pending = {i: s.received // CHUNK - s.vad_done for i, s in enumerate(states)}
-        rounds = max(pending.values(), default=0)
-        new_probs: dict[int, list[float]] = {i: [] for i in pending}
+        # The batch's state and context stay stacked from one round to the next; a stream whose
+        # chunks are done leaves the batch and keeps its own copy.
+        pending = np.array([s.received // CHUNK - s.vad_done for s in states], dtype=np.int64)
+        rows = np.flatnonzero(pending > 0)  # streams with new chunks, in order
+        if rows.size == 0:
+            return
+        rounds = int(pending[rows].max())
+        audio = np.zeros((rows.size, rounds, CHUNK), dtype=np.float32)
+        for k, i in enumerate(rows):
+            s = states[i]
+            start = s.vad_done * CHUNK - s.pcm_start
+            audio[k, : pending[i]] = s.pcm[start : start + pending[i] * CHUNK].reshape(-1, CHUNK)
+        probs = np.zeros((rows.size, rounds), dtype=np.float32)
+        batch = np.arange(rows.size)  # positions in `rows` of the streams in this round's batch
+        context = torch.stack([states[i].vad_context for i in rows])
+        state = torch.stack([states[i].vad_state for i in rows], dim=1)
         for r in range(rounds):
-            active = [i for i, n in pending.items() if n > r]
-            chunks, ctx, st = [], [], []
-            for i in active:
-                s = states[i]
-                start = (s.vad_done + r) * CHUNK - s.pcm_start
-                chunks.append(torch.from_numpy(s.pcm[start : start + CHUNK]))
-                ctx.append(s.vad_context)
-                st.append(s.vad_state)
-            chunk = torch.stack(chunks)
-            probs, state = self.vad(torch.cat([torch.stack(ctx), chunk], dim=1), torch.stack(st, dim=1))
-            for k, (i, p) in enumerate(zip(active, probs.tolist())):
-                states[i].vad_context = chunk[k, -CONTEXT:].clone()
-                states[i].vad_state = state[:, k].clone()
-                new_probs[i].append(p)
-        for i, probs in new_probs.items():
-            if probs:
-                s = states[i]
-                s.vad_probs = np.concatenate([s.vad_probs, np.asarray(probs, dtype=np.float32)])
-                s.vad_done += len(probs)
+            going = pending[rows[batch]] > r
+            if not going.all():
+                self._keep_vad_state(states, rows[batch[~going]], np.flatnonzero(~going), context, state)
+                keep = torch.from_numpy(going)
+                batch, context, state = batch[going], context[keep], state[:, keep]
+            chunk = torch.from_numpy(audio[batch, r])
+            p, state = self.vad(torch.cat([context, chunk], dim=1), state)
+            context = chunk[:, -CONTEXT:]
+            probs[batch, r] = p.numpy()
+        self._keep_vad_state(states, rows[batch], range(batch.size), context, state)
+        for k, i in enumerate(rows):
+            s = states[i]
+            s.vad_probs = np.concatenate([s.vad_probs, probs[k, : pending[i]]])
+            s.vad_done += int(pending[i])
 
-    def _frame_vad(self, state: FeatureState, frames: np.ndarray, reduce) -> np.ndarray:
-        out = np.zeros(frames.size, dtype=np.float32)
-        for k, f in enumerate(frames):
-            lo, hi = f * self.hop, (f + 1) * self.hop
-            c0, c1 = lo // CHUNK, min((hi - 1) // CHUNK, state.vad_done - 1)
-            if c1 < c0:
-                continue
-            probs = state.vad_probs[c0 - state.vad_start : c1 - state.vad_start + 1]
-            if reduce is np.mean:
-                # overlap-weighted mean over the chunks the frame touches
-                starts = np.maximum(np.arange(c0, c1 + 1) * CHUNK, lo)
-                ends = np.minimum(np.arange(c0, c1 + 1) * CHUNK + CHUNK, hi)
-                out[k] = float(np.average(probs, weights=ends - starts))
-            else:
-                out[k] = float(probs.max())
-        return out
+    @staticmethod
+    def _keep_vad_state(states: list[FeatureState], streams, rows, context: torch.Tensor, state: torch.Tensor) -> None:
+        """Give each stream its own copy of its row of the batch's VAD context and state."""
+        for i, k in zip(streams, rows):
+            states[i].vad_context = context[k].clone()
+            states[i].vad_state = state[:, k].clone()
+
+    def _frame_vad(self, state: FeatureState, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Overlap-weighted mean and max of the VAD probabilities of the chunks each frame touches
+        (0 where none is computed yet)."""
+        lo, hi = frames * self.hop, (frames + 1) * self.hop
+        first = lo // CHUNK
+        last = np.minimum((hi - 1) // CHUNK, state.vad_done - 1)
+        chunk = first[:, None] + np.arange(int((last - first).max(initial=0)) + 1)  # (frames, chunks)
+        touched = chunk <= last[:, None]
+        overlap = np.minimum(chunk * CHUNK + CHUNK, hi[:, None]) - np.maximum(chunk * CHUNK, lo[:, None])
+        weights = np.where(touched, overlap, 0)
+        probs = np.zeros(chunk.shape, dtype=np.float32)
+        probs[touched] = state.vad_probs[chunk[touched] - state.vad_start]
+        # frames touching the same number of chunks are summed together, without padding, so
+        # each sum runs in the order np.average gives one frame on its own: bit-identical results
+        weighted = probs.astype(np.float64) * weights
+        touches = touched.sum(axis=1)
+        mean = np.zeros(frames.size, dtype=np.float32)
+        for count in np.unique(touches[touches > 0]):
+            group = touches == count
+            mean[group] = weighted[group, :count].sum(axis=1) / weights[group, :count].sum(axis=1, dtype=np.float64)
+        some = touches > 0
+        peak = np.where(some, np.where(touched, probs, -np.inf).max(axis=1), 0).astype(np.float32)
+        return mean, peak
 
     def _frame_level(self, state: FeatureState, frames: np.ndarray) -> np.ndarray:
         out = np.zeros(frames.size, dtype=np.float32)

@@ -72,18 +72,27 @@ class Microphone:
         self._lock = threading.Lock()
         self._arrived: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stream: Any = None
+        self._resample: StreamResampler | None = None
 
-    async def blocks(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
-        """16 kHz mono float32 audio until `stop` is set; then what was captured, and the end."""
+    def start(self) -> None:
+        """Open and start the device (from the event loop's thread); MicrophoneError if it cannot."""
         self._loop = asyncio.get_running_loop()
         self._arrived = asyncio.Event()
         stream = self._open()
         try:
             self.samplerate = float(stream.samplerate)
-            resample = StreamResampler(int(round(self.samplerate)))
+            self._resample = StreamResampler(int(round(self.samplerate)))
         except AudioError as exc:
             stream.close()
             raise MicrophoneError(f"microphone: {exc}") from None
+        self._stream = stream
+
+    async def blocks(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
+        """16 kHz mono float32 audio until `stop` is set; then what was captured, and the end."""
+        if self._stream is None:
+            self.start()
+        resample = self._resample
         try:
             while not stop.is_set():
                 waiter = asyncio.ensure_future(self._arrived.wait())
@@ -95,11 +104,17 @@ class Microphone:
                 if block.size:
                     yield block
         finally:
-            stream.stop()
-            stream.close()
+            self.close()
         tail = resample(self._take(), final=True)
         if tail.size:
             yield tail
+
+    def close(self) -> None:
+        """Stop capture (idempotent); audio already captured can still be taken."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.stop()
+            stream.close()
 
     def _open(self):
         # the device's own rate (resampled here) and PortAudio's preferred block size: what

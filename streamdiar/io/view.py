@@ -65,23 +65,27 @@ class LiveView:
 
     # -- state --------------------------------------------------------------------------------
     def update(self, update: Update, labelled_s: float | None = None, latency_s: float | None = None) -> None:
+        labelled = update.audio_s if labelled_s is None else min(labelled_s, update.audio_s)
+        # a push that ran no model step carries no provisional segments: the previous ones still hold
+        advanced = labelled_s is None or labelled > self.labelled_s or bool(update.final)
         self.audio_s = update.audio_s
-        self.labelled_s = update.audio_s if labelled_s is None else min(labelled_s, update.audio_s)
+        self.labelled_s = labelled
         self.latency_s = latency_s
         for seg in update.final:
             track = self._track(seg.speaker)
             track.recent.append(seg)
             track.talk_s += seg.end - seg.start
             track.confidence_sum += seg.confidence * (seg.end - seg.start)
-        for seg in update.provisional:
-            self._track(seg.speaker)
-        self.provisional = list(update.provisional)
+        if advanced:
+            for seg in update.provisional:
+                self._track(seg.speaker)
+            self.provisional = list(update.provisional)
         horizon = self.audio_s - self.timeline_s
         for track in self.tracks.values():
             track.recent = [s for s in track.recent if s.end > horizon]
 
     def finish(self, update: Update) -> None:
-        self.update(update)
+        self.update(update, latency_s=self.latency_s)
         self.finished = True
 
     def speaking_now(self) -> list[Segment]:
@@ -201,3 +205,23 @@ def stop_on_interrupt(stop: asyncio.Event) -> None:
 
     loop.add_signal_handler(signal.SIGINT, first)
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+
+async def live_microphone(stream, microphone, console: Console | None = None, title: str = "streamdiar · microphone"
+                          ) -> list[Segment]:
+    """The microphone through `stream` in a live view until Ctrl-C; returns all final segments."""
+    stop = asyncio.Event()
+    stop_on_interrupt(stop)
+    microphone.start()  # a device error is reported before the view is drawn
+    view = LiveView(title)
+
+    async def blocks() -> AsyncIterator:
+        async for block in microphone.blocks(stop):
+            if microphone.dropped_s or microphone.overflows:
+                view.note = f"input lost: {microphone.dropped_s:.1f} s dropped, {microphone.overflows} overflow(s)"
+            yield block
+
+    try:
+        return await run_live(stream, blocks(), view, console)
+    finally:
+        microphone.close()

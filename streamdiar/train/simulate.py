@@ -25,8 +25,13 @@ class SimulationConfig:
     speaker_count_weights: tuple[float, ...] = (0.05, 0.35, 0.3, 0.3)
     overlap_probability: float = 0.35
     backchannel_probability: float = 0.25
-    reverb_probability: float = 0.8
-    noise_probability: float = 0.9
+    reverb_probability: float = 0.5
+    rt60_s: tuple[float, ...] = (0.15, 0.6)
+    direct_to_reverberant_db: tuple[float, ...] = (0.0, 15.0)
+    noise_probability: float = 0.7
+    snr_db: tuple[float, ...] = (10.0, 40.0)
+    speaker_gain_db: tuple[float, ...] = (-6.0, 3.0)
+    level_dbfs: tuple[float, ...] = (-40.0, -15.0)
 
 
 @dataclass
@@ -185,16 +190,16 @@ def simulate(rng: np.random.Generator, utterances: list[Utterance], cfg: Simulat
     mix = np.zeros(n, dtype=np.float32)
     for s in range(k):
         track = dry[s] / (np.sqrt(np.mean(dry[s][np.repeat(activity[s], SPEECH_RES)] ** 2)) + 1e-9) if activity[s].any() else dry[s]
-        track = track * 10 ** (rng.uniform(-8, 4) / 20)
+        track = track * 10 ** (rng.uniform(*cfg.speaker_gain_db) / 20)
         if rng.random() < cfg.reverb_probability:
-            rir = synthetic_rir(rng, rt60=float(rng.uniform(0.15, 0.9)), drr_db=float(rng.uniform(-6, 12)))
+            rir = synthetic_rir(rng, rt60=float(rng.uniform(*cfg.rt60_s)), drr_db=float(rng.uniform(*cfg.direct_to_reverberant_db)))
             track = fftconvolve(track, rir)[:n].astype(np.float32)
         mix += track
     speech_rms = np.sqrt(np.mean(mix[np.repeat(activity.any(axis=0), SPEECH_RES)] ** 2)) if activity.any() else 0.1
     if rng.random() < cfg.noise_probability:
-        snr = rng.uniform(3, 35)
+        snr = rng.uniform(*cfg.snr_db)
         mix += colored_noise(rng, n) * speech_rms * 10 ** (-snr / 20)
-    level_db = rng.uniform(-45, -15)
+    level_db = rng.uniform(*cfg.level_dbfs)
     mix *= 10 ** (level_db / 20) / (speech_rms + 1e-9)
     peak = np.abs(mix).max()
     if peak > 0.99:

@@ -1,0 +1,121 @@
+"""The benchmark suite, shrunk: each measurement runs the real engine on real speech for a few
+seconds and must report sane numbers under the JSON keys issue 4 names."""
+import json
+
+import pytest
+
+from bench.__main__ import parse_args, write
+from bench.audio import looped, speech, stream_offsets
+from bench.der import der_vs_latency
+from bench.file_mode import file_mode
+from bench.label_latency import label_latency
+from bench.memory import measure, rss_mb
+from bench.steps import scaling
+from streamdiar import load_config
+from tests.conftest import REAL_DEV
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return speech(REAL_DEV)
+
+
+@pytest.fixture(scope="module")
+def steps(diarizer, audio):
+    return scaling(diarizer, audio, rounds=4, max_streams=2, refine=False, log=lambda *_: None)
+
+
+@pytest.fixture(scope="module")
+def latency(diarizer, audio):
+    return label_latency(diarizer, audio, seconds=6.0)
+
+
+def test_real_speech_loops_and_streams_start_apart(audio):
+    assert audio.size > 5 * 60 * 16000  # every real_dev recording, end to end
+    assert looped(audio, audio.size - 10, 30).tolist() == audio[-10:].tolist() + audio[:20].tolist()
+    offsets = stream_offsets(audio, 4)
+    assert len(set(offsets)) == 4 and offsets[0] == 0
+
+
+def test_step_latency_percentiles_and_realtime_streams(steps):
+    one = steps["step_compute_ms"]
+    assert 0 < one["p50"] <= one["p95"] <= one["p99"]
+    assert set(steps["step_compute_ms_by_streams"]) >= {"1"}
+    assert 0 < steps["rtf"] < 1  # one stream runs faster than real time even on a loaded machine
+    assert steps["max_realtime_streams"] >= 1
+
+
+def test_label_latency_is_at_least_the_configured_latency(diarizer, latency):
+    final, provisional = latency["final_ms"], latency["provisional_ms"]
+    floor_ms = 1000 * diarizer.latency_s - 20  # a frame is final only `latency` after its end (20 ms blocks)
+    step_ms = 1000 * diarizer.config.stream.step_s
+    assert floor_ms <= final["p50"] <= final["p99"]
+    assert final["p50"] <= floor_ms + step_ms + 1000  # plus compute, generous on a shared machine
+    assert provisional["p50"] <= final["p50"]
+    assert final["n"] >= 40  # 6 s of audio at 10 frames per second, minus the last latency
+
+
+def test_der_of_one_real_recording(tmp_path):
+    (row,) = der_vs_latency(load_config(threads=1), REAL_DEV, settings=(1.0,), max_files=1, log=lambda *_: None)
+    assert row["files"] == 1 and row["step_s"] == row["latency_s"] == 1.0
+    assert 0 <= row["der"] <= 2 and abs(row["der"] - row["miss"] - row["false_alarm"] - row["confusion"]) < 1e-3
+
+
+def test_memory_of_a_fresh_process_after_each_minute():
+    assert rss_mb() > 50  # this test process holds torch and a model
+    result = measure(minutes=1, threads=1, timeout_s=300)
+    assert set(result["rss_mb_by_minute"]) == {"1"}
+    assert 100 < result["rss_mb_by_minute"]["1"] < 4000
+    assert result["rss_mb_5min"] is None and result["growth_5_to_60_pct"] is None
+
+
+def test_file_mode_times_the_whole_command():
+    result = file_mode(minutes=0.5, threads=1, timeout_s=300)
+    assert result["audio_s"] == 30.0 and result["segments"] >= 1
+    assert result["wall_s"] > 0 and result["ratio"] == pytest.approx(result["wall_s"] / 30.0, abs=1e-3)
+
+
+def test_results_are_written_as_json_markdown_and_plots(tmp_path, steps, latency):
+    gpu_row = {"eager_ms": 3.0, "graph_ms": 0.5, "speedup": 6.0, "weighter_eager_ms": 2.0,
+               "weighter_graph_ms": 0.2, "weighter_speedup": 10.0}
+    result = {
+        "machine": {"date": "now", "cpu": "cpu", "usable_cpus": 2, "logical_cpus": 2, "memory_gb": 8, "gpu": None,
+                    "load_average_at_start": [1.0], "python": "3.11", "torch": "2", "commit": "abc"},
+        "quick": True, "device": "cpu", "threads": 1, "step_s": 0.5, "latency_s": 0.5, "command": "python -m bench",
+        "duration_s": 1.0, "load_average_at_end": [1.0],
+        "cpu": {**steps, "label_latency": {"default": latency},
+                "label_latency_ms": {k: latency["final_ms"][k] for k in ("p50", "p99")}},
+        # a GPU section as a GPU run writes it, to render its table and plot
+        "gpu": {"device": "GPU", "captured": {"weighter": True}, "capture_errors": {}, "graph_speedup_b1": 6.0,
+                "graph_vs_eager_max_abs_diff": {}, "gpu_memory_mb": {}, "model_step_ms_by_batch": {"1": gpu_row, "8": gpu_row},
+                "max_realtime_streams": 1200, "p99_step_ms_at_max": 40.0, "max_streams_p99_within_50ms": 1200,
+                "step_compute_ms_by_streams": steps["step_compute_ms_by_streams"], "rtf": 0.001,
+                "max_realtime_streams_capped": False},
+        "memory": {"rss_mb_5min": 600.0, "rss_mb_60min": 610.0, "growth_5_to_60_pct": 1.67, "minutes_fed": 60,
+                   "rss_mb_by_minute": {"5": 600.0, "60": 610.0}},
+        "der_vs_latency": [{"step_s": s, "latency_s": s, "effective_latency_s": s, "der": 0.5, "miss": 0.3,
+                            "false_alarm": 0.1, "confusion": 0.1, "files": 11} for s in (0.5, 1.0)],
+        "file_mode": {"audio_s": 480.0, "wall_s": 24.0, "ratio": 0.05, "target_ratio": 0.1, "meets_target": True},
+    }
+    paths = write(result, tmp_path / "run.json")
+    assert {p.name for p in paths} >= {"run.json", "run.md", "run_cpu_steps.png", "run_der_latency.png", "run_memory.png",
+                                       "run_gpu_graphs.png"}
+    saved = json.loads((tmp_path / "run.json").read_text())
+    for key in ("p50", "p95", "p99"):
+        assert key in saved["cpu"]["step_compute_ms"]
+    assert set(saved["cpu"]["label_latency_ms"]) == {"p50", "p99"}
+    assert {"rtf", "max_realtime_streams"} <= set(saved["cpu"])
+    assert {"graph_speedup_b1", "max_realtime_streams", "p99_step_ms_at_max"} <= set(saved["gpu"])
+    assert {"rss_mb_5min", "rss_mb_60min"} <= set(saved["memory"])
+    assert {"step_s", "latency_s", "der"} <= set(saved["der_vs_latency"][0])
+    table = (tmp_path / "run.md").read_text()
+    assert "| CPU p99 step compute, 1 stream <= 30 ms |" in table and "GPU: CUDA graph >= 3x eager" in table
+
+
+def test_command_line_rejects_what_it_cannot_run(capsys):
+    assert str(parse_args(["--quick"]).json) == "bench/results/cpu_quick.json"
+    assert parse_args(["--device", "cuda"]).sections == ("gpu",)
+    for argv in (["--only", "nonsense"], ["--device", "cuda", "--only", "steps"], ["--only", "gpu"]):
+        with pytest.raises(SystemExit):
+            parse_args(argv)
+    assert "error" in capsys.readouterr().err

@@ -1,0 +1,178 @@
+"""Voice profiles on disk, apply_to_stream, and speaker-count hints honoured by the tracker."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from streamdiar.config import FeatureConfig, TrackerConfig
+from streamdiar.engine.pipeline import diarize_file
+from streamdiar.engine.tracker import Tracker
+from streamdiar.speakers import ProfileError, ProfileStore, SpeakerHints, apply_to_stream, default_profiles_dir
+from streamdiar.speakers.profiles import check_compatible, check_name, make_profile
+from tests.conftest import DEMO
+
+RNG = np.random.default_rng(3)
+
+
+def _unit(n: int, dim: int = 256) -> np.ndarray:
+    v = RNG.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _profile(name: str, features: FeatureConfig = FeatureConfig(), n: int = 3):
+    return make_profile(name, _unit(n), 9.5, ["a.wav"], features)
+
+
+# -- the store ----------------------------------------------------------------------------------
+def test_store_round_trip_list_and_remove(tmp_path):
+    store = ProfileStore(tmp_path / "profiles")
+    assert store.names() == []
+    alice = _profile("Alice")
+    path = store.save(alice)
+    store.save(_profile("José"))
+    assert store.names() == ["Alice", "José"]
+    loaded = store.load("Alice")
+    np.testing.assert_allclose(loaded.embeddings, alice.embeddings)
+    assert (loaded.speech_s, loaded.sources, loaded.features) == (9.5, ("a.wav",), dataclasses.asdict(FeatureConfig()))
+    meta = json.loads(path.read_text())
+    assert meta["name"] == "Alice" and meta["embeddings"] == 3 and meta["version"] == 1 and meta["created"]
+    store.remove("Alice")
+    assert store.names() == ["José"]
+    with pytest.raises(ProfileError, match="no profile named 'Alice'.*known: José"):
+        store.load("Alice")
+    with pytest.raises(ProfileError, match="no profile named"):
+        store.remove("Alice")
+
+
+@pytest.mark.parametrize("name", ["Alice", "José", "O'Brien", "bob-2", "dr.who", "Ünal_K"])
+def test_good_names(name):
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "two words", "../etc", "a/b", ".hidden", "SPEAKER_03", "speaker_x", "x" * 65])
+def test_bad_names_are_refused_in_one_line(name):
+    with pytest.raises(ProfileError) as caught:
+        check_name(name)
+    assert "\n" not in str(caught.value)
+
+
+def test_default_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("STREAMDIAR_PROFILES", str(tmp_path / "mine"))
+    assert default_profiles_dir() == tmp_path / "mine"
+    monkeypatch.delenv("STREAMDIAR_PROFILES")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert default_profiles_dir() == tmp_path / "data" / "streamdiar" / "profiles"
+
+
+def test_profiles_from_other_features_are_refused():
+    profile = _profile("Alice", FeatureConfig(embed_window_s=1.5))
+    with pytest.raises(ProfileError, match="enroll it again"):
+        check_compatible(profile, FeatureConfig())
+
+
+# -- hints and apply_to_stream ---------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num": 0}, "num-speakers"), ({"maximum": -1}, "max-speakers"), ({"num": 2, "maximum": 3}, "not both"),
+    ({"minimum": 4, "maximum": 2}, "above"), ({"num": 1.5}, "whole number"),
+])
+def test_bad_hints(kwargs, message):
+    with pytest.raises(ProfileError, match=message):
+        SpeakerHints(**kwargs)
+
+
+def test_apply_seeds_named_speakers_before_audio(diarizer, tmp_path):
+    store = ProfileStore(tmp_path)
+    for name in ("Alice", "Bob"):
+        store.save(_profile(name, diarizer.featurizer.config))
+    stream = diarizer.open_stream("s")
+    assert apply_to_stream(stream, tmp_path, max_speakers=3) == ["Alice", "Bob"]
+    tracker = stream.state.tracker
+    assert [s.label for s in tracker.speakers] == ["Alice", "Bob"] and all(s.enrolled for s in tracker.speakers)
+    assert tracker.max_speakers == 3 and tracker.heard() == 0  # enrolled people count once they speak
+    stream.push(np.zeros(1600, dtype=np.float32))
+    with pytest.raises(ProfileError, match="before the stream's first audio"):
+        apply_to_stream(stream, store)
+
+
+def test_apply_errors_name_the_problem(diarizer, tmp_path):
+    stream = diarizer.open_stream("s")
+    with pytest.raises(ProfileError, match="no such profiles folder"):
+        apply_to_stream(stream, tmp_path / "missing")
+    with pytest.raises(ProfileError, match="no profiles here"):
+        apply_to_stream(stream, tmp_path)
+    with pytest.raises(ProfileError, match="twice"):
+        apply_to_stream(stream, [_profile("Al", diarizer.featurizer.config)] * 2)
+    assert apply_to_stream(stream, None) == [] and stream.state.tracker.speakers == []
+
+
+# -- count hints in the tracker --------------------------------------------------------------------
+def _labels(diarizer, **hints) -> set[str]:
+    stream, finals = asyncio.run(diarize_file(diarizer, DEMO, prepare=lambda s: apply_to_stream(s, None, **hints)))
+    return {s.speaker for s in finals}
+
+
+def test_max_and_exact_counts_are_never_exceeded(diarizer):
+    free = _labels(diarizer)
+    assert len(_labels(diarizer, num_speakers=1)) == 1
+    capped = _labels(diarizer, max_speakers=2)
+    assert 1 <= len(capped) <= 2 and len(capped) <= len(free)
+
+
+def _window(tracker: Tracker, embeddings: np.ndarray, history: np.ndarray | None = None):
+    """One 20-frame window: slot i confidently active on its own share of the frames; `history`
+    (speakers, 20) is what earlier windows placed on these frames (none by default)."""
+    n = len(embeddings)
+    activity = np.zeros((n, 20), dtype=np.float32)
+    for i in range(n):
+        activity[i, i * 20 // n : (i + 1) * 20 // n] = 1.0
+    if history is None:
+        history, weight = np.zeros((len(tracker.speakers), 20)), np.zeros(20)
+    else:
+        weight = np.ones(20)
+    return tracker.assign(activity, embeddings, np.ones(n), history, weight)
+
+
+def test_min_count_opens_a_speaker_for_a_similar_voice_at_another_time():
+    """Two similar voices taking turns: without a hint the second joins the first (or is
+    dropped); with min 2 it becomes a second speaker."""
+    config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
+    base = _unit(1)[0]
+    close = base + 0.25 * _unit(1)[0]
+    close /= np.linalg.norm(close)  # cosine ~0.97
+    history = np.zeros((1, 20))
+    history[0, :10] = 1.0  # the first voice spoke on the first half of these frames...
+    for minimum, expected in ((None, 1), (2, 2)):
+        tracker = Tracker(config, 0.1)
+        tracker.set_speaker_count(minimum=minimum)
+        _window(tracker, base[None])
+        activity = np.zeros((1, 20), dtype=np.float32)
+        activity[0, 10:] = 1.0  # ...the second voice on the other half
+        tracker.assign(activity, close[None], np.ones(1), history, np.ones(20))
+        assert len(tracker.speakers) == expected
+
+
+def test_unheard_profiles_do_not_use_up_the_count():
+    tracker = Tracker(TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5), 0.1)
+    for i in range(3):
+        tracker.add_known(f"P{i}", _unit(2))
+    tracker.set_speaker_count(maximum=2)
+    voices = _unit(3)
+    _window(tracker, voices)  # three unrelated voices: only two may open
+    assert tracker.heard() == 2 and len(tracker.speakers) == 5
+
+
+def test_known_similarity_decides_between_name_and_unknown():
+    voice = _unit(1)[0]
+    near = voice + 0.3 * _unit(1)[0]
+    near /= np.linalg.norm(near)
+    similarity = float(near @ voice)
+    for known, expected in ((similarity - 0.05, "Alice"), (similarity + 0.05, "SPEAKER_00")):
+        tracker = Tracker(TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5, known_similarity=known,
+                                        assign_similarity=0.5, new_speaker_similarity=0.99), 0.1)
+        tracker.add_known("Alice", voice[None])
+        result = _window(tracker, near[None])
+        assert tracker.speakers[result.speakers[0]].label == expected

@@ -1,0 +1,20 @@
+"""Tuning by replay must reproduce the live engine exactly."""
+import shutil
+
+from streamdiar.evaluate.der import read_rttm
+from streamdiar.evaluate.run import evaluate
+from streamdiar.evaluate.tune import record, replay
+from tests.conftest import REAL_DEV
+
+
+def test_replay_equals_the_live_run_and_eval_scores_all_systems(diarizer, tmp_path):
+    shutil.copy(REAL_DEV / "sample.wav", tmp_path / "sample.wav")
+    reference = REAL_DEV / "reference.rttm"
+    live = evaluate(diarizer, tmp_path, reference, log=lambda *_: None)
+    recordings = record(diarizer, tmp_path, reference)
+    replayed = replay(diarizer, recordings, diarizer.config.tracker, diarizer.config.labels, reference)
+    assert abs(replayed["der"] - live["total"]["streamdiar"]["der"]) < 1e-9
+    assert set(live["total"]) == {"streamdiar", "online", "offline"}
+    for system in live["total"].values():
+        assert 0 <= system["der"] <= 2 and system["speech_s"] > 20
+    assert set(read_rttm(reference)) >= set(live["files"])
