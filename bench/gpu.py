@@ -59,6 +59,7 @@ def model_step(diarizer: Diarizer, inputs: dict) -> None:
     diarizer.runner(inputs["windows"])
 
 
+@torch.inference_mode()
 def _max_abs_diff(graph: Diarizer, eager: Diarizer, inputs: dict) -> dict:
     slots_g, slots_e = graph.runner(inputs["windows"]), eager.runner(inputs["windows"])
     vad_g, vad_e = graph.featurizer.vad(inputs["chunks"], inputs["state"]), eager.featurizer.vad(inputs["chunks"], inputs["state"])

@@ -3,6 +3,7 @@ one plays the clients (protocol v1 only), so the figures are the server's alone.
 
     python -m bench.load_server sessions --count 64 --seconds 60   # concurrent live (paced) streams
     python -m bench.load_server long --hours 2                     # one stream, as fast as accepted
+    python -m bench.load_server mixed                              # 4 real-time + 4 flat out: DER vs file mode
 
 `sessions`: how many sessions were held to the end, how many got `overloaded` (shed, or refused at
 start) and none that got silence; label lag (an event's arrival minus the moment its audio had
@@ -18,6 +19,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 import websockets
 from websockets.asyncio.client import connect
 
-from bench.audio import REPO, looped, speech, stream_offsets
+from bench.audio import REAL_DEV, REPO, looped, speech, stream_offsets
 from streamdiar import SAMPLE_RATE
 
 RESULTS = REPO / "bench" / "results"
@@ -35,18 +37,31 @@ START_TIMEOUT_S = 120
 
 
 def start_server(*extra: str) -> tuple[subprocess.Popen, str]:
+    """`streamdiar serve` on a free port, its log in a temporary file (named if it fails)."""
+    log = tempfile.NamedTemporaryFile("w+", prefix="streamdiar-serve-", suffix=".log", delete=False)
     process = subprocess.Popen([sys.executable, "-m", "streamdiar", "serve", "--port", "0", *extra],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=log, text=True)
     deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        match = re.search(r"serving (ws://\S+)", line)
+    while time.monotonic() < deadline and process.poll() is None:
+        match = re.search(r"serving (ws://\S+)", Path(log.name).read_text())
         if match:
             return process, match.group(1)
-        if process.poll() is not None:
-            break
+        time.sleep(0.2)
     process.kill()
-    raise SystemExit("streamdiar serve did not start")
+    raise SystemExit(f"streamdiar serve did not start; see {log.name}")
+
+
+def server_status(url: str) -> dict:
+    with urllib.request.urlopen(url.replace("ws://", "http://").replace("/v1/stream", "/v1/status"),
+                                timeout=10) as response:
+        return json.load(response)
+
+
+def engine_figures(status: dict) -> dict:
+    """Engine seconds per audio minute over the server's last rounds, and its longest round."""
+    capacity = status["capacity"]
+    return {"engine_s_per_audio_min": round(60 / capacity, 2) if capacity else None,
+            "longest_round_s": status["longest_round_s"]}
 
 
 def rss_mb(pid: int) -> float:
@@ -62,12 +77,14 @@ def pcm(samples: np.ndarray) -> bytes:
 
 
 async def live_session(url: str, audio: np.ndarray, offset: int, seconds: float, pace: float) -> dict:
-    """One client: start, paced PCM blocks, stop; what happened to it."""
-    result = {"outcome": None, "lags": [], "sent_s": 0.0, "first_event_s": None}
+    """One client: start, PCM blocks at `pace` x real time (0: as fast as accepted), stop."""
+    result = {"outcome": None, "lags": [], "sent_s": 0.0, "first_event_s": None, "first_label_delay_s": None,
+              "finals": []}
     block = round(BLOCK_S * SAMPLE_RATE)
     total = round(seconds * SAMPLE_RATE)
+    sent_at: list[float] = []  # wall time each block was sent
     try:
-        async with connect(url, open_timeout=30, max_size=2**22) as ws:
+        async with connect(url, open_timeout=30, max_size=2**22, ping_timeout=120) as ws:
             await ws.send(json.dumps({"type": "start", "sample_rate": SAMPLE_RATE, "encoding": "pcm_s16le",
                                       "channels": 1}))
             started = time.monotonic()
@@ -77,6 +94,7 @@ async def live_session(url: str, audio: np.ndarray, offset: int, seconds: float,
                     if pace > 0:
                         await asyncio.sleep(max(0.0, started + i / SAMPLE_RATE / pace - time.monotonic()))
                     await ws.send(pcm(looped(audio, offset + i, min(block, total - i))))
+                    sent_at.append(time.monotonic())
                     result["sent_s"] = (i + block) / SAMPLE_RATE
                 await ws.send(json.dumps({"type": "stop"}))
 
@@ -88,9 +106,13 @@ async def live_session(url: str, audio: np.ndarray, offset: int, seconds: float,
                     if event["type"] == "segment":
                         if result["first_event_s"] is None:
                             result["first_event_s"] = now - started
+                            # how long after the speaker's first audio was sent its label appeared
+                            first_block = min(int(event["start"] / BLOCK_S), len(sent_at) - 1)
+                            result["first_label_delay_s"] = now - sent_at[first_block]
                         if pace > 0:  # since the block holding the update's last audio was sent
-                            sent_at = started + max(0.0, event["audio_s"] - BLOCK_S) / pace
-                            result["lags"].append(now - sent_at)
+                            result["lags"].append(now - started - max(0.0, event["audio_s"] - BLOCK_S) / pace)
+                        if event["final"]:
+                            result["finals"].append((event["start"], event["end"], event["speaker"]))
                     elif event["type"] in ("done", "error"):
                         result["outcome"] = "done" if event["type"] == "done" else event["code"]
                         if event["type"] == "done":
@@ -132,15 +154,15 @@ async def run_sessions(count: int, seconds: float, pace: float, stagger_s: float
         wall = time.monotonic() - started
         stop.set()
         await sampler
-        status_url = url.replace("ws://", "http://").replace("/v1/stream", "/v1/status")
-        with urllib.request.urlopen(status_url, timeout=10) as response:
-            status = json.load(response)
+        status = server_status(url)
     finally:
         process.terminate()
         process.wait(60)
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[r["outcome"] or "no answer"] = outcomes.get(r["outcome"] or "no answer", 0) + 1
+    for r in results:
+        del r["finals"]
     held = [r for r in results if r["outcome"] == "done"]
     lags = [lag for r in held for lag in r["lags"]]
     silent = [r for r in results if r["outcome"] is None]
@@ -187,7 +209,8 @@ async def run_long(hours: float, threads: int) -> dict:
                 if (i + block) % (10 * minute) < block:
                     now = time.monotonic()
                     per_minute.append({"audio_min": round((i + block) / minute), "wall_s_per_audio_min":
-                                       round((now - last) / 10, 2), "server_rss_mb": round(rss_mb(process.pid), 1)})
+                                       round((now - last) / 10, 2), "server_rss_mb": round(rss_mb(process.pid), 1),
+                                       **engine_figures(server_status(url))})
                     last = now
                     print(per_minute[-1], flush=True)
             await ws.send(json.dumps({"type": "stop"}))
@@ -197,11 +220,55 @@ async def run_long(hours: float, threads: int) -> dict:
         process.terminate()
         process.wait(60)
     rss = [p["server_rss_mb"] for p in per_minute]
-    speed = [p["wall_s_per_audio_min"] for p in per_minute]
+    speed = [p["engine_s_per_audio_min"] for p in per_minute]
     return {"hours": hours, "threads": threads, "wall_s": round(wall, 1), "done": events["done"],
             "segments": events["segments"], "by_10_audio_minutes": per_minute,
             "rss_growth_mb_after_first_10_min": round(rss[-1] - rss[0], 1) if rss else None,
-            "wall_per_audio_min_first_last": [speed[0], speed[-1]] if speed else None}
+            "engine_s_per_audio_min_first_last": [speed[0], speed[-1]] if speed else None}
+
+
+async def run_mixed(threads: int) -> dict:
+    """The live issue's acceptance run: 4 real_dev files streamed at real time and 4 as fast as
+    the server accepts, all at once; DER of each against `streamdiar file` on the same file."""
+    from streamdiar import Diarizer, load_config
+    from streamdiar.audio import load_audio
+    from streamdiar.engine.pipeline import diarize_file
+    from streamdiar.evaluate.der import DERScorer, read_rttm, read_uem, to_annotation
+
+    files = sorted(REAL_DEV.glob("*.wav"))[:8]
+    reference, uem = read_rttm(REAL_DEV / "reference.rttm"), read_uem(REAL_DEV / "reference.uem")
+
+    def der(uri: str, segments) -> float:
+        scorer = DERScorer()
+        scorer.add(uri, reference[uri], to_annotation(uri, segments), uem[uri])
+        return scorer.total["der"]
+
+    diarizer = Diarizer(load_config(threads=threads))
+    file_der = {}
+    for path in files:
+        _, finals = await diarize_file(diarizer, path)
+        file_der[path.stem] = der(path.stem, finals)
+    del diarizer
+    process, url = start_server("--threads", str(threads))
+    try:
+        audios = [load_audio(path) for path in files]
+        paces = [1.0] * 4 + [0.0] * 4
+        results = await asyncio.gather(*[live_session(url, audio, 0, audio.size / SAMPLE_RATE, pace)
+                                          for audio, pace in zip(audios, paces)])
+    finally:
+        process.terminate()
+        process.wait(60)
+    rows = []
+    for path, pace, result in zip(files, paces, results):
+        session_der = der(path.stem, result["finals"])
+        rows.append({"file": path.stem, "pace": pace, "outcome": result["outcome"],
+                     "der_session": round(100 * session_der, 2), "der_file_mode": round(100 * file_der[path.stem], 2),
+                     "der_gap_points": round(100 * (session_der - file_der[path.stem]), 2),
+                     "first_label_delay_s": None if result["first_label_delay_s"] is None
+                     else round(result["first_label_delay_s"], 2)})
+    return {"threads": threads, "sessions": rows,
+            "all_done": all(r["outcome"] == "done" for r in rows),
+            "max_der_gap_points": max(abs(r["der_gap_points"]) for r in rows)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -213,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pace", type=float, default=1.0)
     p.add_argument("--stagger", type=float, default=0.05, help="seconds between session starts")
     p.add_argument("--threads", type=int, default=1)
+    p = sub.add_parser("mixed", help="4 real-time and 4 flat-out sessions on real_dev: DER against file mode")
+    p.add_argument("--threads", type=int, default=1)
     p = sub.add_parser("long", help="one long stream, fed as fast as the server accepts")
     p.add_argument("--hours", type=float, default=2.0)
     p.add_argument("--threads", type=int, default=1)
@@ -220,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.what == "sessions":
         result = asyncio.run(run_sessions(args.count, args.seconds, args.pace, args.stagger, args.threads))
+    elif args.what == "mixed":
+        result = asyncio.run(run_mixed(args.threads))
     else:
         result = asyncio.run(run_long(args.hours, args.threads))
     out = RESULTS / f"server_{args.what}.json"

@@ -33,8 +33,8 @@ def config_from_args(args: argparse.Namespace):
     stream = {}
     if args.step is not None:
         stream["step_s"] = args.step
-        if args.latency is None:
-            stream["latency_s"] = max(args.step, load_config(args.config).stream.latency_s if args.config else 0.5)
+        if args.latency is None:  # keep the configured latency unless the step no longer fits in it
+            stream["latency_s"] = max(args.step, load_config(args.config).stream.latency_s)
     if args.latency is not None:
         stream["latency_s"] = args.latency
     if stream:

@@ -68,7 +68,7 @@ class StreamConfig:
     """Pacing: a window every `step_s`; a frame's label is final `latency_s` after its audio."""
 
     step_s: float = 0.5
-    latency_s: float = 0.5
+    latency_s: float = 2.0
 
     def check(self, at: str) -> None:
         _positive(at, "step_s", self.step_s)
@@ -81,17 +81,17 @@ class StreamConfig:
 class TrackerConfig:
     """Linking window slots to global speakers."""
 
-    confidence_gate: float = 0.5
+    confidence_gate: float = 0.6
     min_slot_s: float = 0.3
     new_speaker_min_s: float = 1.0
-    new_speaker_similarity: float = 0.9
+    new_speaker_similarity: float = 0.88
     assign_similarity: float = 0.85
-    continuity_weight: float = 0.6
+    continuity_weight: float = 0.0
     continuity_accept: float = 0.5
     known_similarity: float = 0.7  # an enrolled name needs at least this voice cosine (else: anonymous)
     max_speakers: int = 20
     memory_size: int = 64
-    top_k: int = 5
+    top_k: int = 64
 
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
@@ -112,10 +112,13 @@ class LabelConfig:
     onset: float = 0.5
     min_gap_s: float = 0.3
     min_segment_s: float = 0.2
+    unlinked_weight: float = 0.0
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:
             raise ConfigError(f"{at}.onset: must be in (0, 1)")
+        if not 0 <= self.unlinked_weight <= 1:
+            raise ConfigError(f"{at}.unlinked_weight: must be in [0, 1]")
         if self.min_gap_s < 0 or self.min_segment_s < 0:
             raise ConfigError(f"{at}: min_gap_s and min_segment_s must be >= 0")
 
@@ -138,7 +141,7 @@ class Config:
 
     weights: str = "default"
     device: str = "cpu"
-    threads: int = 0
+    threads: int = 1
     stream: StreamConfig = field(default_factory=StreamConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     labels: LabelConfig = field(default_factory=LabelConfig)

@@ -195,3 +195,14 @@ def test_fuzz_frames(payload, encoding, channels):
 
 def test_text_limit_counts_bytes():
     assert code_of('{"type":"stop","x":"' + "é" * (MAX_TEXT_BYTES // 2) + '"}') == "too_large"
+
+
+def test_resampling_rate_is_exact_for_common_rates_and_close_for_any():
+    from streamdiar.server.server import MAX_RESAMPLE_PHASES, resampling_rate
+
+    for rate in (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000):
+        assert resampling_rate(rate) == rate
+    for rate in range(8000, 48001):
+        snapped = resampling_rate(rate)
+        assert abs(snapped - rate) <= 0.001 * rate
+        assert snapped // math.gcd(snapped, 16000) <= MAX_RESAMPLE_PHASES

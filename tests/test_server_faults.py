@@ -93,30 +93,47 @@ async def test_garbage_and_half_handshakes(server):
     await well_behaved(server)
 
 
-async def test_client_that_never_reads_gets_overloaded(server):
-    """A client that sends but never reads fills its bounded event queue: the server ends it with
-    `overloaded` (delivered once the client reads again) instead of buffering without end."""
+def outcome_of(server, session_id: str) -> str:
+    session = server.call(lambda: server.server.sessions.get(session_id))
+    return session.outcome if session is not None else "closed"
+
+
+async def flood_without_reading(server, read_in_the_end: bool) -> Outcome:
+    """Send speech at 8 x real time and read nothing after `ready` until the server has ended the
+    session; then read what arrives, or just keep the connection open and silent."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)  # the kernel's smallest receive buffer
     sock.connect(("127.0.0.1", server.server.port))
     sock.setblocking(False)
-    before = status(server)["ended"].get("overloaded", 0)
     audio = np.tile(SPEECH, 40)  # up to 320 s of speech
-    frame = 8000  # 0.5 s: one engine step per frame, so one update per frame
+    frame = 8000  # 0.5 s: one engine step per frame, so one update (and event) per frame
     async with connect(server.url, sock=sock, max_queue=1) as ws:
         await ws.send(start_message())
+        session_id = json.loads(await ws.recv())["session"]
         started = time.monotonic()
         for i in range(0, audio.size, frame):
-            # 8 x real time: slow enough that each frame is one round, so one update (and event) each
             await asyncio.sleep(max(0.0, started + i / 16000 / 8 - time.monotonic()))
             await ws.send((audio[i : i + frame] * 32767).astype("<i2").tobytes())
-            if i % (4 * frame) == 0 and status(server)["ended"].get("overloaded", 0) > before:
+            if i % (4 * frame) == 0 and outcome_of(server, session_id) != "open":
                 break
         else:
             pytest.fail("the server kept queueing events for a client that does not read")
-        outcome = await read_all(ws, Outcome(), timeout=10)  # reading again: the error is waiting
-    assert outcome.error_code() == "overloaded", outcome.events[-3:]
-    assert "not reading" in outcome.last["message"] and outcome.close_code == 1013
+        if read_in_the_end:
+            return await read_all(ws, Outcome(), timeout=10)  # the error is waiting behind the events
+        await wait_no_sessions(server, timeout_s=15)  # the server drops a client that never reads
+        return await read_all(ws, Outcome(), timeout=10)
+
+
+async def test_client_that_never_reads_gets_overloaded(server):
+    """A client that sends but never reads fills its bounded event queue: the server ends it with
+    `overloaded`, delivered if the client reads again, and drops the connection if it never does."""
+    before = status(server)["ended"].get("overloaded", 0)
+    reads_again, never_reads = await asyncio.gather(flood_without_reading(server, True),
+                                                    flood_without_reading(server, False))
+    assert reads_again.error_code() == "overloaded", reads_again.events[-3:]
+    assert "not reading" in reads_again.last["message"] and reads_again.close_code == 1013
+    assert never_reads.close_code == 1006  # dropped without a closing handshake
+    assert status(server)["ended"]["overloaded"] == before + 2
     await wait_no_sessions(server)
     await well_behaved(server)
 

@@ -13,7 +13,9 @@ import time
 import pytest
 
 from streamdiar.evaluate.der import read_rttm
-from tests.server_testkit import SAMPLE, sample_audio, stream
+from websockets.asyncio.client import connect
+
+from tests.server_testkit import SAMPLE, Outcome, read_all, sample_audio, stream
 
 START_TIMEOUT_S = 90
 
@@ -65,9 +67,11 @@ async def test_sigterm_finishes_open_sessions(serve_process):
     process, url = serve_process
     audio = sample_audio()
     sessions = [asyncio.create_task(stream(url, audio, pace=2.0)) for _ in range(2)]
-    await asyncio.sleep(6.0)  # about 12 s of audio each: the first turns are final by now
-    process.send_signal(signal.SIGTERM)
-    outcomes = await asyncio.gather(*sessions)
+    async with connect(url) as waiting:  # connected, start not sent yet
+        await asyncio.sleep(6.0)  # about 12 s of audio each: the first turns are final by now
+        process.send_signal(signal.SIGTERM)
+        outcomes = await asyncio.gather(*sessions)
+        assert (await read_all(waiting, Outcome(), timeout=10)).close_code == 1001
     assert await asyncio.to_thread(process.wait, 30) == 0
     for outcome in outcomes:
         done = outcome.last

@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import websockets
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from streamdiar.audio import load_audio
 from streamdiar.engine.pipeline import diarize_file
 from streamdiar.server.background import BackgroundServer
 from streamdiar.server.options import ServerOptions
+from streamdiar.server.server import profile_hook
 from tests.server_testkit import (SAMPLE, STOP, as_format, der, der_of_segments, exchange, sample_audio,
                                   start_message, stream)
 
@@ -31,8 +33,29 @@ def file_mode(diarizer):
 
 
 @pytest.fixture(scope="module")
-def server(diarizer, file_mode):
+def profiles(diarizer, tmp_path_factory):
+    """A profile folder holding "Ada", enrolled from one speaker's turns in sample.wav (before the
+    server runs, for the same one-thread reason)."""
+    from streamdiar.speakers import ProfileStore, enroll, make_profile
+
+    audio = sample_audio()
+    turns = [audio[int(a * 16000) : int(b * 16000)] for a, b in ((10.6, 14.7), (18.1, 21.5))]
+    enrollment = enroll(diarizer.featurizer, turns)
+    folder = tmp_path_factory.mktemp("profiles")
+    ProfileStore(folder).save(make_profile("Ada", enrollment.embeddings, enrollment.speech_s, ["sample.wav"],
+                                           diarizer.featurizer.config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(diarizer, file_mode, profiles):
     with BackgroundServer(diarizer, ServerOptions(port=0)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def profile_server(diarizer, server, profiles):
+    with BackgroundServer(diarizer, ServerOptions(port=0), apply_profiles=profile_hook(str(profiles))) as running:
         yield running
 
 
@@ -89,6 +112,18 @@ async def test_four_concurrent_sessions_in_every_format(server, file_mode):
             assert abs(der(outcome.events) - file_der) <= DER_POINTS, (rate, der(outcome.events), file_der)
         else:
             assert outcome.finals(), "8 kHz session produced no final segments"
+
+
+async def test_odd_sample_rate_is_cheap(server):
+    """47999 Hz has no cheap exact ratio to 16 kHz; the session must not stall the engine."""
+    speech = sample_audio()[: 16000 * 4]
+    times = np.arange(round(speech.size * 47999 / 16000)) / 47999
+    audio = np.interp(times, np.arange(speech.size) / 16000, speech).astype(np.float32)  # cheap, good enough
+    started = asyncio.get_running_loop().time()
+    outcome = await stream(server.url, audio, 47999)
+    assert outcome.last == {"type": "done", "samples": len(audio), "seconds": round(len(audio) / 47999, 6),
+                            "reason": "stop"}
+    assert asyncio.get_running_loop().time() - started < 10
 
 
 async def test_paced_sessions_get_labels_as_they_speak(server):
@@ -200,3 +235,17 @@ async def test_session_config_overrides(server):
     finals = outcome.finals()
     assert len({e["speaker"] for e in finals}) <= 1
     assert all(e["end"] - e["start"] >= 1.0 - 1e-6 for e in finals)
+
+
+async def test_profiles_name_enrolled_speakers(profile_server):
+    async with websockets.connect(profile_server.url) as ws:
+        await ws.send(start_message(profiles=["Ada"], config={"max_speakers": 3}))
+        ready = json.loads(await ws.recv())
+        tracker = profile_server.call(lambda: profile_server.server.sessions[ready["session"]].stream.state.tracker)
+        assert [s.label for s in tracker.speakers] == ["Ada"] and tracker.max_speakers == 3
+        await ws.send(STOP)
+        assert json.loads(await ws.recv())["code"] == "bad_request"  # stop before any audio
+    unknown = await exchange(profile_server.url, start_message(profiles=["Bob"]))
+    assert unknown.error_code() == "bad_request" and "Bob" in unknown.last["message"]
+    named = await stream(profile_server.url, sample_audio(), profiles=["Ada"])
+    assert named.last["type"] == "done"

@@ -136,22 +136,18 @@ def _window(tracker: Tracker, embeddings: np.ndarray, history: np.ndarray | None
     return tracker.assign(activity, embeddings, np.ones(n), history, weight)
 
 
-def test_min_count_opens_a_speaker_for_a_similar_voice_at_another_time():
-    """Two similar voices taking turns: without a hint the second joins the first (or is
-    dropped); with min 2 it becomes a second speaker."""
+def test_min_count_separates_two_similar_voices_that_would_otherwise_merge():
+    """Two similar voices in one window: without a hint the weaker slot is left to the speaker
+    the other one took; with min 2 it becomes a second speaker."""
     config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
     base = _unit(1)[0]
     close = base + 0.25 * _unit(1)[0]
-    close /= np.linalg.norm(close)  # cosine ~0.97
-    history = np.zeros((1, 20))
-    history[0, :10] = 1.0  # the first voice spoke on the first half of these frames...
+    close /= np.linalg.norm(close)  # cosine ~0.97: the same voice to the tracker
     for minimum, expected in ((None, 1), (2, 2)):
         tracker = Tracker(config, 0.1)
         tracker.set_speaker_count(minimum=minimum)
         _window(tracker, base[None])
-        activity = np.zeros((1, 20), dtype=np.float32)
-        activity[0, 10:] = 1.0  # ...the second voice on the other half
-        tracker.assign(activity, close[None], np.ones(1), history, np.ones(20))
+        _window(tracker, np.stack([base, close]))
         assert len(tracker.speakers) == expected
 
 

@@ -62,7 +62,7 @@ def test_same_voices_keep_their_labels_and_new_voice_opens_a_speaker(voice_frame
     for _ in range(10):
         again = _assign(tracker, _window({1: (0, 30), 0: (30, 80)}, sample))
         assert again[0] == first[1] and again[1] == first[0]
-    third = _assign(tracker, _window({2: (0, 50)}, sample))
+    third = _assign(tracker, _window({3: (0, 50)}, sample))  # voice 3: cosine < 0.8 to voices 0 and 1
     assert third[0] == 2 and len(tracker.speakers) == 3
 
 

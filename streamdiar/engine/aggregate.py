@@ -1,32 +1,34 @@
-"""Per-frame speaker activity, averaged over every window that covered the frame."""
+"""Per-frame speaker activity, averaged over the windows that covered the frame."""
 from __future__ import annotations
 
 import numpy as np
 
 
 class Aggregator:
-    """Sums of mapped slot activity and window counts over a sliding range of frames.
+    """Sums of linked slot activity over a sliding range of frames.
 
-    Only the frames that a future window can still touch, or that are not yet final, are kept:
-    memory stays bounded however long the stream runs.
+    A window in which a speaker was linked to a slot counts fully in that speaker's average; a
+    window in which the speaker was not linked counts with `unlinked_weight`: such a window may
+    mean "silent here", or only that the tracker could not link the slot (0 trusts links only,
+    1 treats every window as evidence). Only frames a future window can still touch, or that are
+    not yet final, are kept: memory stays bounded however long the stream runs.
     """
 
-    def __init__(self, window_frames: int):
+    def __init__(self, window_frames: int, unlinked_weight: float = 1.0):
         self.window_frames = window_frames
+        self.unlinked_weight = unlinked_weight
         self.base = 0  # absolute index of column 0
         self.sums = np.zeros((0, 0), dtype=np.float32)  # (speakers, frames)
-        self.counts = np.zeros(0, dtype=np.float32)
+        self.linked = np.zeros((0, 0), dtype=np.float32)  # windows that linked each speaker
+        self.counts = np.zeros(0, dtype=np.float32)  # windows that covered each frame
 
     def _grow(self, speakers: int, end: int) -> None:
         rows = max(speakers, self.sums.shape[0])
         cols = max(end - self.base, self.sums.shape[1])
         if (rows, cols) != self.sums.shape:
-            grown = np.zeros((rows, cols), dtype=np.float32)
-            grown[: self.sums.shape[0], : self.sums.shape[1]] = self.sums
-            self.sums = grown
-            counts = np.zeros(cols, dtype=np.float32)
-            counts[: self.counts.size] = self.counts
-            self.counts = counts
+            self.sums = _padded(self.sums, rows, cols)
+            self.linked = _padded(self.linked, rows, cols)
+            self.counts = _padded(self.counts[None], 1, cols)[0]
 
     def add(self, start: int, tracks: dict[int, np.ndarray], speakers: int) -> None:
         """Add one window starting at absolute frame `start`: speaker index -> activity (T,)."""
@@ -37,6 +39,7 @@ class Aggregator:
         self.counts[lo - self.base : end - self.base] += 1
         for spk, track in tracks.items():
             self.sums[spk, lo - self.base : end - self.base] += track[cut:]
+            self.linked[spk, lo - self.base : end - self.base] += 1
 
     def mean(self, start: int, end: int, speakers: int) -> tuple[np.ndarray, np.ndarray]:
         """(speakers, end-start) averaged activity and (end-start,) window counts; 0 where unseen."""
@@ -44,15 +47,24 @@ class Aggregator:
         counts = np.zeros(end - start, dtype=np.float32)
         lo, hi = max(start, self.base), min(end, self.base + self.counts.size)
         if hi > lo:
-            c = self.counts[lo - self.base : hi - self.base]
-            counts[lo - start : hi - start] = c
+            a, b = lo - self.base, hi - self.base
+            counts[lo - start : hi - start] = self.counts[a:b]
             rows = min(speakers, self.sums.shape[0])
-            out[:rows, lo - start : hi - start] = self.sums[:rows, lo - self.base : hi - self.base] / np.maximum(c, 1)
+            linked = self.linked[:rows, a:b]
+            weight = linked + self.unlinked_weight * (self.counts[a:b] - linked)
+            out[:rows, lo - start : hi - start] = self.sums[:rows, a:b] / np.maximum(weight, 1e-6)
         return out, counts
 
     def forget_before(self, frame: int) -> None:
         drop = frame - self.base
         if drop > 0:
             self.sums = self.sums[:, drop:]
+            self.linked = self.linked[:, drop:]
             self.counts = self.counts[drop:]
             self.base = frame
+
+
+def _padded(array: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    grown = np.zeros((rows, cols), dtype=np.float32)
+    grown[: array.shape[0], : array.shape[1]] = array
+    return grown

@@ -52,7 +52,7 @@ class Diarizer:
             features=self.featurizer.new_state(),
             ring=FrameRing(self.model_config.window_frames, FEATURE_DIM),
             tracker=Tracker(cfg.tracker, self.hop_s),
-            aggregator=Aggregator(self.model_config.window_frames),
+            aggregator=Aggregator(self.model_config.window_frames, cfg.labels.unlinked_weight),
             segmenter=Segmenter(cfg.labels, self.hop_s),
             feature_log=[] if record_features else None,
             step_log=[] if record_steps else None,

@@ -2,8 +2,9 @@
 
 `make_runner` picks from the config:
 - CPU: `EagerRunner`, the Weighter under inference mode on the stacked windows of every stream
-  due this round (torch.compile and TorchScript gained under 4% of a step here, see
-  bench/weighter_variants.py, so neither is used).
+  due this round. TorchScript and torch.compile save about 1 ms of a ~20 ms one-stream step at
+  batch 1 and nothing at batch 8 (bench `cpu.weighter_variants`), while compile needs a C++
+  toolchain and a warm-up at start: neither is used.
 - CUDA: `CudaGraphRunner`, the Weighter at fixed batch buckets, each captured once as a CUDA
   graph (graphs.py). The featurizer's GE2E encoder and Silero VAD, most of each step's compute,
   move to the GPU the same way; if one of them fails to capture it runs eagerly on the GPU.

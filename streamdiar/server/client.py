@@ -30,6 +30,8 @@ from streamdiar.server.protocol import ENCODING_WIDTHS, PROTOCOL_VERSION, AudioF
 
 CLIENT_BLOCK_S = 0.1  # audio per binary frame
 OPEN_TIMEOUT_S = 10.0
+# a server pacing us by flow control answers pings only after the audio queued ahead of them
+PING_TIMEOUT_S = 120.0
 EventHandler = Callable[[dict], None]
 
 
@@ -119,7 +121,7 @@ class connect:
     async def __aenter__(self) -> ClientSession:
         kwargs = {"ssl": self._ssl} if self._ssl is not None else {}
         ws = await ws_connect(self.url, additional_headers=self._headers, open_timeout=OPEN_TIMEOUT_S,
-                              max_size=2**22, **kwargs)
+                              ping_timeout=PING_TIMEOUT_S, max_size=2**22, **kwargs)
         try:
             await ws.send(json.dumps(self.start))
             async with asyncio.timeout(OPEN_TIMEOUT_S):

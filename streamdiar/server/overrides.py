@@ -81,5 +81,5 @@ def apply_settings(stream, settings: SessionSettings) -> None:
 
 
 def apply_counts(stream, settings: SessionSettings) -> None:
-    """Speaker-count hints; after enrolled profiles, which the tracker counts separately."""
+    """Speaker-count hints (everyone who speaks, enrolled speakers included), set after the profiles."""
     stream.state.tracker.set_speaker_count(settings.num_speakers, settings.min_speakers, settings.max_speakers)

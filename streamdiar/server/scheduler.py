@@ -30,7 +30,8 @@ log = logging.getLogger("streamdiar.server")
 
 ROUND_S = 2.0  # most audio one session contributes to a round
 METER_WINDOW_S = 5.0  # engine throughput is measured over the rounds of this window
-SHED_HEADROOM = 0.85  # keep this fraction of the measured capacity busy after shedding
+SHED_HEADROOM = 0.75  # after shedding, the rest use this much of the capacity: the remainder catches up
+SLOW_ROUND_S = 5.0  # a round this long starves every session's reading: worth a warning
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Scheduler:
         self.sessions: set[Session] = set()
         self.rounds = 0
         self.shed_total = 0
+        self.longest_round_s = 0.0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamdiar-engine")
         self._wake = asyncio.Event()
         self._closed = False
@@ -117,8 +119,16 @@ class Scheduler:
             audio_s = sum(job.audio_in / job.session.audio.sample_rate for job in jobs)
             self._meter.append((now, now - started, audio_s))
             self.rounds += 1
-            self._dispatch(jobs)
-            self._shed_if_over_capacity(now)
+            self.longest_round_s = max(self.longest_round_s, now - started)
+            if now - started > SLOW_ROUND_S:
+                log.warning("slow round: %.1f s for %d stream(s), %.1f s of audio", now - started, len(jobs), audio_s)
+            try:
+                self._dispatch(jobs)
+                self._shed_if_over_capacity(now)
+            except Exception:  # noqa: BLE001 - a bug here must not stop the rounds of every session
+                log.exception("round bookkeeping failed")
+                for job in jobs:
+                    job.session.fail("internal", "the server failed on this stream")
 
     def _compute(self, jobs: list[Job]) -> None:
         """Engine thread: resample, push every job's audio in one batch, finish the ending ones."""

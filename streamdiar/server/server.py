@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import sys
+from math import gcd
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from streamdiar.audio import StreamResampler
+from streamdiar.audio import SAMPLE_RATE, StreamResampler
 from streamdiar.server.access import bearer_token, origin_allowed, public_bind_warning, tls_context, tokens_equal
 from streamdiar.server.options import ServerOptions
 from streamdiar.server.overrides import SessionSettings, apply_counts, apply_settings, session_settings
@@ -45,7 +46,13 @@ PAGE_POLICY = "default-src 'self'; connect-src 'self' ws: wss:; object-src 'none
 STATUS_PATH = "/v1/status"
 HANDSHAKE_SLACK = 16  # connections beyond max_sessions allowed to be in their opening handshake
 REJECT_CLOSE_TIMEOUT_S = 2.0
-KEEPALIVE_S = 20.0
+# kernel receive buffer of each connection: audio queued there delays everything behind it
+# (a client's pings too) when the engine paces a fast client; 256 KiB is 8 s of 16 kHz pcm_s16le
+RECV_BUFFER_BYTES = 1 << 18
+
+# torchaudio's resampler builds one filter per phase (rate / gcd(rate, 16000) of them): 1000 cost
+# about 1% of real time, a rate like 47999 Hz (47999 phases) about 40 times real time
+MAX_RESAMPLE_PHASES = 1000
 
 # apply_profiles(stream, names): seed a new stream with enrolled speakers before its audio;
 # raises KeyError/ValueError naming a profile it does not know
@@ -86,10 +93,14 @@ class DiarizationServer:
             # beyond that websockets closes with 1009 before reading them
             max_size=max(2 * limits.max_frame_bytes, 2 * MAX_TEXT_BYTES), max_queue=2,
             write_limit=limits.send_buffer_bytes, open_timeout=limits.handshake_timeout_s,
-            ping_interval=KEEPALIVE_S, ping_timeout=KEEPALIVE_S, close_timeout=REJECT_CLOSE_TIMEOUT_S,
+            # no keepalive pings: a client paced by flow control answers them only after the audio
+            # queued ahead; the idle timeout finds dead clients instead
+            ping_interval=None, close_timeout=REJECT_CLOSE_TIMEOUT_S,
             # PCM does not compress, and a deflate context per connection costs memory and CPU
             compression=None,
         )
+        for listener in self._server.sockets:  # accepted connections inherit it
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER_BYTES)
         self.port = self._server.sockets[0].getsockname()[1]
         self._no_connections.set()
         log.info("serving protocol v%d on %s (page: %s)", PROTOCOL_VERSION, self.url, self.page_url)
@@ -140,7 +151,8 @@ class DiarizationServer:
         return {"protocol": PROTOCOL_VERSION, "sessions": len(self.sessions),
                 "max_sessions": self.options.limits.max_sessions, "rounds": self.scheduler.rounds,
                 "shed": self.scheduler.shed_total, "strained": self.scheduler.strained(),
-                "capacity": None if capacity is None else round(capacity, 2), "ended": dict(self.outcomes)}
+                "capacity": None if capacity is None else round(capacity, 2),
+                "longest_round_s": round(self.scheduler.longest_round_s, 3), "ended": dict(self.outcomes)}
 
     # -- HTTP and the opening handshake -----------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -209,7 +221,7 @@ class DiarizationServer:
             session_id = secrets.token_hex(8)
             start, settings = self._admit(ws, message)
             stream = await self.scheduler.call(self._open_stream, session_id, settings, list(start.profiles))
-            resampler = StreamResampler(start.audio.sample_rate)
+            resampler = StreamResampler(resampling_rate(start.audio.sample_rate))
         except ProtocolError as exc:
             await self._reject(ws, exc)
             return
@@ -277,6 +289,7 @@ class DiarizationServer:
         """Error event and close for a connection that never became a session."""
         log.info("connection refused: %s: %s", exc.code, exc.message)
         self.outcomes[f"refused:{exc.code}"] += 1
+        drain = asyncio.create_task(discard_messages(ws))  # so the client's close frame is read
         try:
             async with asyncio.timeout(REJECT_CLOSE_TIMEOUT_S):
                 await ws.send(error_event(exc.code, exc.message))
@@ -284,6 +297,8 @@ class DiarizationServer:
         except (TimeoutError, websockets.ConnectionClosed):
             if ws.transport is not None:
                 ws.transport.abort()
+        finally:
+            drain.cancel()
 
     def _limit_send_buffer(self, ws: ServerConnection) -> None:
         """A small kernel send buffer makes a client that stops reading visible to the outbox
@@ -291,6 +306,29 @@ class DiarizationServer:
         sock = ws.transport.get_extra_info("socket") if ws.transport is not None else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.limits.send_buffer_bytes)
+
+
+async def discard_messages(ws: ServerConnection) -> None:
+    try:
+        async for _ in ws:
+            pass
+    except websockets.ConnectionClosed:
+        pass
+
+
+def resampling_rate(rate: int) -> int:
+    """The rate a session's audio is resampled from: its own, unless that would cost more than
+    MAX_RESAMPLE_PHASES filters; then the nearest rate that does not (at most 0.1% away, so label
+    times stretch by at most that much; `done` still counts the client's own samples)."""
+    def phases(candidate: int) -> int:
+        return candidate // gcd(candidate, SAMPLE_RATE)
+
+    distance = 0
+    while True:
+        for candidate in (rate - distance, rate + distance):
+            if phases(candidate) <= MAX_RESAMPLE_PHASES:
+                return candidate
+        distance += 1
 
 
 async def serve_until_signalled(server: DiarizationServer) -> None:

@@ -26,8 +26,9 @@ from streamdiar.server.protocol import (CLOSE_CODES, CLOSE_GOING_AWAY, CLOSE_NOR
 
 log = logging.getLogger("streamdiar.server")
 
-# once a session has ended, its client gets this long to take the last events and the close
+# once a session has ended, the connection is dropped when no event got out for this long
 CLOSE_GRACE_S = 5.0
+WRITER_EXIT_S = 1.0  # a closed connection ends the writer at once; this only bounds the wait
 
 
 class State(enum.Enum):
@@ -89,6 +90,8 @@ class Session:
         self.state = State.OPEN
         self.stop_reason = "stop"
         self.outcome = "open"  # how it ended: done, shutdown, an error code, or vanished
+        self._ended_at = 0.0
+        self._last_write = 0.0
         self._on_end = on_end
         self.started = time.monotonic()
         self.first_audio: float | None = None  # wall time of the first audio frame
@@ -108,18 +111,23 @@ class Session:
 
     # -- reading the client -----------------------------------------------------------------------
     async def read_loop(self) -> None:
-        """Receive messages until the session ends; protocol errors end only this session."""
-        while self.state in (State.OPEN, State.STOPPING):
+        """Receive messages until the connection closes; protocol errors end only this session.
+        Once the session has ended, late messages are read and dropped: unread ones would hold
+        up the client's close frame behind them."""
+        while self.state is not State.GONE:
             if self.state is State.OPEN and not self.room.is_set():
                 await self.room.wait()  # backpressure: the client waits while the engine catches up
                 continue
-            timeout = self.limits.idle_timeout_s if self.state is State.OPEN else None
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(self._read_timeout()):
                     message = await self.ws.recv()
             except TimeoutError:
+                if self.state is State.ENDED:
+                    if time.monotonic() - self._last_progress() < CLOSE_GRACE_S:
+                        continue  # the writer is still delivering the last events
+                    return  # the client neither reads nor closes: run() drops the connection
                 self.fail("timeout", f"no message for {self.limits.idle_timeout_s:g} s")
-                return
+                continue
             except websockets.ConnectionClosed:
                 if self.state is not State.ENDED:
                     self.abandon()
@@ -128,6 +136,17 @@ class Session:
                 self._handle(message)
             except ProtocolError as exc:
                 self.fail(exc.code, exc.message)
+
+    def _read_timeout(self) -> float | None:
+        if self.state is State.OPEN:
+            return self.limits.idle_timeout_s
+        if self.state is State.ENDED:
+            return max(0.05, self._last_progress() + CLOSE_GRACE_S - time.monotonic())
+        return None  # stopping: the server owes the client its last events
+
+    def _last_progress(self) -> float:
+        """When the session ended or the writer last got an event out, whichever is later."""
+        return max(self._ended_at, self._last_write)
 
     def _handle(self, message: str | bytes) -> None:
         if self.state is State.STOPPING:
@@ -273,6 +292,7 @@ class Session:
 
     def _ended(self, outcome: str) -> None:
         self.outcome = outcome
+        self._ended_at = time.monotonic()
         self._on_end(outcome)
 
     def _release(self) -> None:
@@ -292,6 +312,7 @@ class Session:
                     await self.ws.close(item.code, item.reason)
                     return
                 await self.ws.send(item)
+                self._last_write = time.monotonic()
         except websockets.ConnectionClosed:
             self.abandon()
 
@@ -299,8 +320,8 @@ class Session:
         writer = asyncio.create_task(self.write_loop())
         try:
             await self.read_loop()
-            # the session has ended (or is gone): give the writer a bounded time to deliver
-            await asyncio.wait_for(asyncio.shield(writer), CLOSE_GRACE_S)
+            # the connection is closed, or the writer has been stuck for CLOSE_GRACE_S
+            await asyncio.wait_for(asyncio.shield(writer), WRITER_EXIT_S)
         except TimeoutError:
             log.info("session %s: client did not take its last events; dropping the connection", self.id)
         finally:
