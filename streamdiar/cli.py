@@ -156,7 +156,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     convs = [simulate(rng, pool, sim) for _ in range(args.count)]
     names = [f"{args.prefix}{i:03d}" if args.count > 1 else args.prefix for i in range(args.count)]
-    write_conversations(args.out, convs, names, fmt=args.format)
+    # a single conversation (the bundled demo) gets its own RTTM beside it
+    rttm_name = f"{names[0]}.rttm" if args.count == 1 else "reference.rttm"
+    write_conversations(args.out, convs, names, fmt=args.format, rttm_name=rttm_name)
     print(f"wrote {len(convs)} conversation(s) to {args.out}", file=sys.stderr)
     return 0
 

@@ -88,7 +88,7 @@ class TrackerConfig:
     assign_similarity: float = 0.85
     continuity_weight: float = 0.0
     continuity_accept: float = 0.5
-    known_similarity: float = 0.7  # an enrolled name needs at least this voice cosine (else: anonymous)
+    known_similarity: float = 0.85  # an enrolled name needs this voice cosine to the enrolment (else: anonymous)
     max_speakers: int = 20
     memory_size: int = 64
     top_k: int = 64

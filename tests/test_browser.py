@@ -17,12 +17,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import soundfile
 import websockets
 
+from streamdiar.audio import SAMPLE_RATE, load_audio
 from streamdiar.engine.pipeline import diarize_file
 from streamdiar.server.background import BackgroundServer
 from streamdiar.server.options import ServerOptions
-from tests.server_testkit import SAMPLE
+from tests.conftest import DEMO
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TWO_SPEAKERS_S = 75.0  # the fake microphone loops the 30 s recording; two and a half passes
@@ -79,15 +81,23 @@ async def page_target(profile: Path, page_url: str, process: subprocess.Popen) -
 
 
 @pytest.fixture(scope="module")
-def engine_speakers(diarizer):
+def conversation(tmp_path_factory):
+    """The bundled demo conversation (held-out voices) as the WAV chromium's fake capture needs."""
+    path = tmp_path_factory.mktemp("audio") / "demo.wav"
+    soundfile.write(path, load_audio(DEMO), SAMPLE_RATE, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine_speakers(diarizer, conversation):
     """How many speakers the engine itself finds in the recording (to tell page bugs from model limits)."""
-    _, finals = asyncio.run(diarize_file(diarizer, SAMPLE))
+    _, finals = asyncio.run(diarize_file(diarizer, conversation))
     return sorted({s.speaker for s in finals})
 
 
-async def test_page_shows_two_speakers_live(diarizer, engine_speakers, tmp_path):
+async def test_page_shows_two_speakers_live(diarizer, engine_speakers, conversation, tmp_path):
     with BackgroundServer(diarizer, ServerOptions(port=0)) as server:
-        process = subprocess.Popen(chromium_args(tmp_path / "profile", SAMPLE, server.page_url + "?autostart=1"),
+        process = subprocess.Popen(chromium_args(tmp_path / "profile", conversation, server.page_url + "?autostart=1"),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             target = await page_target(tmp_path / "profile", server.page_url, process)
@@ -103,7 +113,7 @@ async def test_page_shows_two_speakers_live(diarizer, engine_speakers, tmp_path)
     assert final["error"] is None and final["done"]["samples"] > 0, final
     assert state["shown"] == state["speakers"], "the page's speaker list differs from the labels it received"
     assert len(state["shown"]) >= 2, (f"the page showed {state['shown']} after {state['sent']:.0f} s of audio; "
-                                      f"the engine itself finds {engine_speakers} in {SAMPLE.name}")
+                                      f"the engine itself finds {engine_speakers} in {conversation.name}")
 
 
 async def poll(page: DevTools, ready, timeout_s: float) -> dict | None:

@@ -194,4 +194,4 @@ async def test_shedding_ends_the_newest_sessions_down_to_capacity():
     survivors[1].lag = 4.0
     scheduler._shed_if_over_capacity(now + 1.0)  # still recovering: no second wave yet
     assert not any(s.failed for s in survivors)
-    scheduler.close()
+    await scheduler.close()

@@ -172,3 +172,17 @@ def test_known_similarity_decides_between_name_and_unknown():
         tracker.add_known("Alice", voice[None])
         result = _window(tracker, near[None])
         assert tracker.speakers[result.speakers[0]].label == expected
+
+
+def test_a_name_needs_the_enrolment_itself_not_what_the_speaker_absorbed_later():
+    """An enrolled speaker's memory may take in a mixed slot during the conversation; that
+    other voice must not inherit the name."""
+    alice, other = _unit(2)
+    tracker = Tracker(TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5, known_similarity=0.85), 0.1)
+    tracker.add_known("Alice", alice[None])
+    assert tracker.speakers[_window(tracker, alice[None]).speakers[0]].label == "Alice"
+    for _ in range(3):  # a contaminated memory: the other voice looks like "Alice" to `similarity`
+        tracker.speakers[0].remember(other, 10.0, 64)
+    assert tracker.speakers[0].similarity(other[None], 5)[0] > 0.85
+    result = _window(tracker, other[None])
+    assert tracker.speakers[result.speakers[0]].label.startswith("SPEAKER_")

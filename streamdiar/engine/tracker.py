@@ -50,6 +50,16 @@ class Speaker:
         top = -np.sort(-sims, axis=1)[:, :k].mean(axis=1)
         return np.maximum(proto, top)
 
+    def enrolled_similarity(self, embeddings: np.ndarray, top_k: int) -> np.ndarray:
+        """(n, D) -> (n,) as `similarity`, against the enrolment entries only: what this speaker
+        was matched to in the conversation (maybe another voice mixed into a slot) cannot vouch
+        for the name."""
+        enrolled = np.stack(self.memory[: self.enrolled_count])
+        proto = embeddings @ _normalise(enrolled.sum(axis=0))
+        sims = embeddings @ enrolled.T
+        top = -np.sort(-sims, axis=1)[:, : min(top_k, sims.shape[1])].mean(axis=1)
+        return np.maximum(proto, top)
+
     def remember(self, embedding: np.ndarray, weight: float, capacity: int) -> None:
         self.prototype_sum = self.prototype_sum + weight * embedding
         self.memory.append(embedding)
@@ -125,10 +135,12 @@ class Tracker:
         continuity, defined = self._continuity(activity[candidates], history, history_weight)
         w = cfg.continuity_weight
         score = np.where(defined, (1 - w) * voice + w * continuity, voice)
-        # an enrolled name goes only to a voice that matches it well enough on its own; below
-        # that the slot is free to join or open an anonymous speaker ("unknown", not "Alice")
-        enrolled = np.array([s.enrolled for s in self.speakers], dtype=bool)
-        nameable = ~enrolled[None, :] | (voice >= cfg.known_similarity)
+        # an enrolled name goes only to a voice that matches the enrolment itself well enough;
+        # below that the slot is free to join or open an anonymous speaker ("unknown", not "Alice")
+        nameable = np.ones(voice.shape, dtype=bool)
+        for j, spk in enumerate(self.speakers):
+            if spk.enrolled:
+                nameable[:, j] = spk.enrolled_similarity(emb, cfg.top_k) >= cfg.known_similarity
         score = np.where(nameable, score, -1.0)
         # a link is accepted on the voice alone, or because the slot speaks where earlier windows
         # already placed that speaker (the model saw the same audio there)

@@ -70,10 +70,12 @@ class Scheduler:
         """Run `fn` in the engine thread (after the round in progress)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """No more rounds; returns once the engine thread has finished the one in progress, so
+        the Diarizer is free for whoever uses it next."""
         self._closed = True
         self._wake.set()
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     # -- sessions ---------------------------------------------------------------------------------
     def add(self, session: Session) -> None:

@@ -14,9 +14,9 @@ import secrets
 import signal
 import socket
 import sys
-from math import gcd
 from collections import Counter
 from collections.abc import Callable
+from math import gcd
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -41,8 +41,8 @@ STATIC_ROUTES = {"/": "index.html", "/index.html": "index.html", "/app.js": "app
                  "/style.css": "style.css"}
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
-# the page loads only its own files and talks only to this server
-PAGE_POLICY = "default-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'"
+# the page loads only its own files and talks only to this server ({host}: the request's Host)
+PAGE_POLICY = "default-src 'self'; connect-src 'self' ws://{host} wss://{host}; object-src 'none'; base-uri 'none'"
 STATUS_PATH = "/v1/status"
 HANDSHAKE_SLACK = 16  # connections beyond max_sessions allowed to be in their opening handshake
 REJECT_CLOSE_TIMEOUT_S = 2.0
@@ -136,7 +136,7 @@ class DiarizationServer:
             log.warning("shutdown: %d connection(s) did not finish in time; closing them", self._connections)
         self._server.close(close_connections=True)
         await self._server.wait_closed()
-        self.scheduler.close()
+        await self.scheduler.close()
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
 
@@ -158,8 +158,12 @@ class DiarizationServer:
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
         if path in self._static:
-            return self._respond(connection, http.HTTPStatus.OK, self._static[path],
-                                 CONTENT_TYPES[Path(STATIC_ROUTES[path]).suffix])
+            response = self._respond(connection, http.HTTPStatus.OK, self._static[path],
+                                     CONTENT_TYPES[Path(STATIC_ROUTES[path]).suffix])
+            host = request.headers.get("Host", "").strip()
+            if host and all(c.isalnum() or c in ".-:[]" for c in host):  # never echo odd characters
+                response.headers["Content-Security-Policy"] = PAGE_POLICY.format(host=host)
+            return response
         if path == STATUS_PATH:
             return self._respond(connection, http.HTTPStatus.OK, json.dumps(self.status()).encode(),
                                  "application/json")
@@ -186,7 +190,6 @@ class DiarizationServer:
         headers["Content-Length"] = str(len(body))
         headers["Cache-Control"] = "no-store"
         headers["X-Content-Type-Options"] = "nosniff"
-        headers["Content-Security-Policy"] = PAGE_POLICY
         return Response(status.value, status.phrase, headers, body)
 
     # -- sessions ---------------------------------------------------------------------------------

@@ -92,7 +92,8 @@ class ProfileStore:
                 embeddings = data["embeddings"].astype(np.float32)
         except (OSError, ValueError, KeyError) as exc:
             raise ProfileError(f"{meta_path}: unreadable profile ({exc})") from None
-        if meta.get("version") != PROFILE_VERSION or embeddings.ndim != 2 or embeddings.shape[1] != EMBED_DIM:
+        if meta.get("version") != PROFILE_VERSION or embeddings.ndim != 2 or embeddings.shape[1] != EMBED_DIM \
+                or not len(embeddings):
             raise ProfileError(f"{meta_path}: not a version-{PROFILE_VERSION} profile of {EMBED_DIM}-d embeddings")
         return Profile(meta["name"], embeddings, float(meta.get("speech_s", 0.0)), tuple(meta.get("sources", ())),
                        dict(meta.get("features", {})), meta.get("created", ""))

@@ -35,8 +35,8 @@ def speaker_split(featurizer: FrameFeaturizer, speakers_dir: str | Path, held_ou
 
 
 def write_conversations(folder: str | Path, conversations: list[Conversation], names: list[str],
-                        fmt: str = "wav") -> None:
-    """Audio files plus one reference.rttm (uri = file stem) in `folder`."""
+                        fmt: str = "wav", rttm_name: str = "reference.rttm") -> None:
+    """Audio files plus one RTTM of them all (uri = file stem) in `folder`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -46,5 +46,4 @@ def write_conversations(folder: str | Path, conversations: list[Conversation], n
         else:
             sf.write(folder / f"{name}.wav", conv.audio, SAMPLE_RATE, subtype="PCM_16")
         lines.extend(conv.rttm(name))
-    rttm = folder / ("reference.rttm" if len(names) != 1 else f"{names[0]}.rttm")
-    rttm.write_text("\n".join(lines) + "\n")
+    (folder / rttm_name).write_text("\n".join(lines) + "\n")
