@@ -3,7 +3,7 @@
 Pure functions and frozen dataclasses, no I/O: the server, the client and the tests share them.
 Every problem with a client's message becomes a `ProtocolError` whose `code` is one of
 `ERROR_CODES`; the server sends it as an `error` event and closes with `CLOSE_CODES[code]`.
-The full contract is written out in docs/protocol.md.
+The full contract is written out in README.md ("Live server: WebSocket protocol v1").
 """
 from __future__ import annotations
 
