@@ -22,10 +22,10 @@ system-deps:
 		else echo "note: install$$missing (microphone input, browser test)"; fi; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench]'
 	@touch $(STAMP)
 
 run: system-deps $(STAMP)

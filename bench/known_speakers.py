@@ -15,9 +15,11 @@ matter, counted separately). Test sets:
 - rooms: the simulator's synthetic rooms and noise on the conversation while the enrollment
   stays clean, a deliberate channel mismatch (a stress figure);
 - sample: real_dev/sample.wav, each of its two speakers enrolled in turn from its first 4 s of
-  solo reference turns and scored on the audio after them.
+  solo reference turns and scored on the audio after them;
+- strangers: the 11 real_dev recordings (real rooms and voices) with 10 held-out LibriSpeech
+  voices enrolled, none of whom speaks there: every named second is a false acceptance.
 
-    .venv/bin/python bench/known_speakers.py [--conversations 24] [--sets recordings,rooms,sample] [--json OUT]
+    .venv/bin/python bench/known_speakers.py [--conversations 24] [--sets recordings,rooms,sample,strangers] [--json OUT]
     .venv/bin/python bench/known_speakers.py --sweep 0.7,0.75,0.8,0.85   # tracker.known_similarity values
 """
 from __future__ import annotations
@@ -49,6 +51,7 @@ REAL_DEV = SHARED / "real_dev"
 HELD_OUT, SPLIT_SEED = 40, 7  # configs/train.yaml: the speakers training never saw
 ENROLL_S = 5.0  # seconds of each enrolled speaker's utterance kept for enrollment only
 MIN_CONVERSATION_S = 5.0  # an enrolled speaker's utterance left for the conversation, at least
+STRANGERS = 10  # enrolled voices that are in none of the real recordings
 SAMPLE_ENROLL_S = 4.0  # seconds of solo turns enrolled from the 30-s real recording
 NAMED_TARGET, UNKNOWN_TARGET = 0.90, 0.05
 CATEGORIES = ("right", "other_name", "anonymous", "missed")
@@ -56,6 +59,7 @@ SET_TITLES = {
     "recordings": "conversations of the held-out speakers' recordings as recorded (turns, overlap, levels)",
     "rooms": "the same with the simulator's synthetic rooms and noise (enrollment stays clean: a channel mismatch)",
     "sample": "real_dev/sample.wav, each speaker enrolled in turn from its first 4 s of solo turns, scored after them",
+    "strangers": "every real_dev recording with 10 held-out LibriSpeech voices enrolled, none of them present",
 }
 
 
@@ -147,17 +151,40 @@ def build_trials(diarizer: Diarizer, count: int, seed: int, enroll_s: float, roo
     return trials
 
 
-def sample_trial(diarizer: Diarizer, target_index: int, enroll_turns_s: float) -> dict:
-    """real_dev/sample.wav: one of its two speakers enrolled from the first `enroll_turns_s` of
-    its solo turns; only the audio after those turns is scored."""
-    audio = load_audio(REAL_DEV / "sample.wav")
-    ref = read_rttm(REAL_DEV / "reference.rttm")["sample"]
+def reference_activity(uri: str, blocks: int) -> tuple[list[str], np.ndarray]:
+    """real_dev reference speakers and their (speakers, blocks) activity at 10 ms."""
+    ref = read_rttm(REAL_DEV / "reference.rttm")[uri]
     speakers = sorted(ref.labels())
-    blocks = -(-audio.size // SPEECH_RES)
     activity = np.zeros((len(speakers), blocks), dtype=bool)
     res = SPEECH_RES / SAMPLE_RATE
     for seg, _, spk in ref.itertracks(yield_label=True):
         activity[speakers.index(spk), int(round(seg.start / res)) : int(round(seg.end / res))] = True
+    return speakers, activity
+
+
+def stranger_trials(diarizer: Diarizer, count: int) -> list[dict]:
+    """Every real_dev recording with `count` held-out LibriSpeech voices enrolled, none of whom
+    speaks in it: any name on its speech is a false acceptance."""
+    _, held = speaker_split(diarizer.featurizer, SPEAKERS_DIR, HELD_OUT, SPLIT_SEED)
+    profiles = []
+    for utt in sorted(held, key=lambda u: -u.audio.size)[:count]:
+        e = enroll(diarizer.featurizer, [utt.audio])
+        profiles.append(make_profile(f"N{utt.speaker}", e.embeddings, e.speech_s, [utt.speaker], diarizer.featurizer.config))
+    trials = []
+    for path in sorted(REAL_DEV.glob("*.wav")):
+        audio = load_audio(path)
+        speakers, activity = reference_activity(path.stem, -(-audio.size // SPEECH_RES))
+        trials.append({"uri": path.stem, "audio": audio, "activity": activity, "ref_names": [None] * len(speakers),
+                       "profiles": profiles})
+    return trials
+
+
+def sample_trial(diarizer: Diarizer, target_index: int, enroll_turns_s: float) -> dict:
+    """real_dev/sample.wav: one of its two speakers enrolled from the first `enroll_turns_s` of
+    its solo turns; only the audio after those turns is scored."""
+    audio = load_audio(REAL_DEV / "sample.wav")
+    speakers, activity = reference_activity("sample", -(-audio.size // SPEECH_RES))
+    res = SPEECH_RES / SAMPLE_RATE
     target = speakers[target_index]
     solo_turns = activity[target_index] & (activity.sum(axis=0) == 1)
     idx = np.flatnonzero(solo_turns)[: int(enroll_turns_s / res)]
@@ -229,7 +256,7 @@ def main() -> int:
     parser.add_argument("--config", help="runtime config YAML (default: built-in defaults)")
     parser.add_argument("--weights", default="default", help="Weighter checkpoint (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--sets", default="recordings,rooms,sample", help="which test sets to run (comma-separated)")
+    parser.add_argument("--sets", default="recordings,rooms,sample,strangers", help="which test sets to run (comma-separated)")
     parser.add_argument("--json", help="write the figures as JSON")
     args = parser.parse_args()
     diarizer = Diarizer(load_config(args.config, threads=args.threads, weights=args.weights))
@@ -238,10 +265,12 @@ def main() -> int:
     for name in args.sets.split(","):
         if name == "sample":
             sets[name] = [sample_trial(diarizer, i, SAMPLE_ENROLL_S) for i in range(2)]
+        elif name == "strangers":
+            sets[name] = stranger_trials(diarizer, STRANGERS)
         elif name in ("recordings", "rooms"):
             sets[name] = build_trials(diarizer, args.conversations, args.seed, args.enroll_s, rooms=name == "rooms")
         else:
-            parser.error(f"--sets: unknown set {name!r} (recordings, rooms, sample)")
+            parser.error(f"--sets: unknown set {name!r} (recordings, rooms, sample, strangers)")
     print(f"test sets built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     base = diarizer.config.tracker
     values = [float(v) for v in args.sweep.split(",")] if args.sweep else [base.known_similarity]

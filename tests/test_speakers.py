@@ -186,3 +186,65 @@ def test_a_name_needs_the_enrolment_itself_not_what_the_speaker_absorbed_later()
     assert tracker.speakers[0].similarity(other[None], 5)[0] > 0.85
     result = _window(tracker, other[None])
     assert tracker.speakers[result.speakers[0]].label.startswith("SPEAKER_")
+
+
+# -- names on real recordings ------------------------------------------------------------------------
+def _sample_reference():
+    from streamdiar.evaluate.der import read_rttm
+    from tests.conftest import REAL_DEV
+
+    return REAL_DEV / "sample.wav", read_rttm(REAL_DEV / "reference.rttm")["sample"]
+
+
+def _seconds(segments, label: str, turns) -> float:
+    """Seconds of `turns` (pyannote Timeline) covered by `label`'s segments."""
+    from pyannote.core import Segment as Span, Timeline
+
+    mine = Timeline([Span(s.start, s.end) for s in segments if s.speaker == label]).support()
+    return sum(t.duration for t in turns.crop(mine, mode="intersection"))
+
+
+def test_an_enrolled_voice_is_named_in_a_real_recording(diarizer):
+    """sample.wav: one speaker enrolled from its first seconds of solo speech; most of what it
+    says afterwards carries its name."""
+    from pyannote.core import Segment as Span
+
+    from streamdiar.audio import SAMPLE_RATE, load_audio
+    from streamdiar.speakers import enroll
+
+    path, reference = _sample_reference()
+    audio = load_audio(path)
+    target = sorted(reference.labels())[1]
+    other = reference.label_timeline(sorted(reference.labels())[0]).support()
+    solo = reference.label_timeline(target).support().extrude(other)
+    turns, taken = [], 0.0
+    for turn in solo:  # the first 4 s of solo turns enroll the voice
+        if taken >= 4.0:
+            break
+        end = min(turn.end, turn.start + 4.0 - taken)
+        turns.append(audio[int(turn.start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
+        taken += end - turn.start
+    enrolled_until = end
+    e = enroll(diarizer.featurizer, [np.concatenate(turns)])
+    profile = make_profile("Sam", e.embeddings, e.speech_s, ["sample.wav"], diarizer.featurizer.config)
+    _, finals = asyncio.run(diarize_file(diarizer, path, prepare=lambda s: apply_to_stream(s, [profile])))
+    later = reference.label_timeline(target).support().crop(Span(enrolled_until, 30.0))
+    assert _seconds(finals, "Sam", later) >= 0.5 * later.duration()
+
+
+def test_voices_that_are_not_there_stay_anonymous_in_a_real_recording(diarizer):
+    """Five LibriSpeech voices enrolled, none of them in sample.wav: its speech keeps anonymous
+    labels (the known_similarity threshold at work on real audio)."""
+    from streamdiar.audio import load_audio
+    from streamdiar.speakers import enroll
+    from tests.conftest import SPEAKERS
+
+    profiles = []
+    for p in sorted(SPEAKERS.glob("*.flac"))[::40][:5]:
+        e = enroll(diarizer.featurizer, [load_audio(p)])
+        profiles.append(make_profile(f"P{p.stem.split('-')[0]}", e.embeddings, e.speech_s, [p.name], diarizer.featurizer.config))
+    path, _ = _sample_reference()
+    _, finals = asyncio.run(diarize_file(diarizer, path, prepare=lambda s: apply_to_stream(s, profiles)))
+    total = sum(s.end - s.start for s in finals)
+    named = sum(s.end - s.start for s in finals if not s.speaker.startswith("SPEAKER_"))
+    assert total > 5.0 and named <= 0.1 * total
