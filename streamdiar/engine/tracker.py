@@ -161,7 +161,10 @@ class Tracker:
             threshold = cfg.new_speaker_similarity
             if self.heard() < self.min_speakers:
                 threshold = np.inf  # a count hint: a slot no speaker took opens one until it is reached
-            can_open = self.heard() < self.max_speakers and mass_s[slot] >= cfg.new_speaker_min_s
+            # the first voice of a stream cannot be confused with anyone: label it as soon as a
+            # slot is trusted at all, so the first labels come early
+            min_s = cfg.min_slot_s if not self.speakers else cfg.new_speaker_min_s
+            can_open = self.heard() < self.max_speakers and mass_s[slot] >= min_s
             if best < threshold and can_open:
                 self.speakers.append(Speaker(self._new_label(), np.zeros(emb.shape[1])))
                 result[slot] = len(self.speakers) - 1
