@@ -95,3 +95,13 @@ def test_state_stays_bounded_on_a_long_stream(diarizer):
                       max((len(sp.memory) for sp in s.tracker.speakers), default=0)))
     assert sizes[-1][0] <= sizes[1][0] + 8000
     assert all(b[1] <= 400 and b[2] <= 2 * 80 and b[3] <= diarizer.config.tracker.memory_size for b in sizes)
+
+
+def test_a_push_without_a_step_keeps_the_provisional_picture(diarizer):
+    audio = load_audio(DEMO)[: 10 * SAMPLE_RATE]  # speech up to the end of the block
+    stream = diarizer.open_stream("p")
+    update = stream.push(audio)
+    assert update.provisional
+    small = stream.push(np.zeros(100, dtype=np.float32))  # completes no step
+    assert small.final == [] and small.provisional == update.provisional
+    assert stream.finish().provisional == []

@@ -69,7 +69,8 @@ class Diarizer:
             stream.state.received += samples.size
         states = [stream.state for stream, _ in work]
         finals = {id(s): [] for s in states}
-        provisional = {id(s): [] for s in states}
+        # a push that completes no step leaves the provisional picture as it was
+        provisional = {id(s): s.provisional for s in states}
         while True:
             due = [s for s in states if s.pending.size >= self._step_end(s) - s.features.received]
             if not due:
@@ -129,7 +130,7 @@ class Diarizer:
                 s.step_log.append((s.ring.count, final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i]))
             f, p = self._link_and_label(s, slots.activity[i], slots.embeddings[i], slots.confidence[i], final_upto)
             finals[id(s)].extend(f)
-            provisional[id(s)] = p
+            provisional[id(s)] = s.provisional = p
 
     def _link_and_label(self, s: StreamState, activity, embeddings, confidence, final_upto: int):
         window = self.model_config.window_frames

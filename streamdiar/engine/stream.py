@@ -36,6 +36,7 @@ class StreamState:
     finished: bool = False
     feature_log: list[np.ndarray] | None = None  # every frame's features, when asked for (evaluation)
     step_log: list[tuple] | None = None  # every step's model output, when asked for (tuning by replay)
+    provisional: list[Segment] = field(default_factory=list)  # as of the latest step
 
     @property
     def labels(self) -> list[str]:
