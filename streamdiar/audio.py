@@ -1,7 +1,6 @@
 """Audio constants and conversions: every path into the engine ends as 16 kHz mono float32."""
 from __future__ import annotations
 
-from functools import lru_cache
 from math import gcd
 from pathlib import Path
 
@@ -29,9 +28,7 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
-@lru_cache(maxsize=16)
-def _resample_kernel_rate(orig: int) -> int:
-    # torchaudio reduces by gcd internally; caching the validated rate keeps errors cheap.
+def _checked_rate(orig: int) -> int:
     if not MIN_INPUT_RATE <= orig <= MAX_INPUT_RATE:
         raise AudioError(f"sample rate {orig} Hz is outside {MIN_INPUT_RATE}..{MAX_INPUT_RATE} Hz")
     return orig
@@ -39,7 +36,7 @@ def _resample_kernel_rate(orig: int) -> int:
 
 def resample(samples: np.ndarray, orig_rate: int, new_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling of a whole mono signal."""
-    orig_rate = _resample_kernel_rate(int(orig_rate))
+    orig_rate = _checked_rate(int(orig_rate))
     if orig_rate == new_rate or samples.size == 0:
         return samples.astype(np.float32, copy=False)
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_rate, new_rate)
@@ -81,7 +78,7 @@ class StreamResampler:
     """
 
     def __init__(self, orig_rate: int, new_rate: int = SAMPLE_RATE):
-        self.orig_rate = _resample_kernel_rate(int(orig_rate))
+        self.orig_rate = _checked_rate(int(orig_rate))
         self.new_rate = new_rate
         g = gcd(self.orig_rate, new_rate)
         self._up, self._down = new_rate // g, self.orig_rate // g
