@@ -76,7 +76,6 @@ class SlotAssignment:
     """speaker index (into Tracker.speakers) per slot, -1 where the slot was ignored."""
 
     speakers: np.ndarray
-    scores: np.ndarray
 
 
 class Tracker:
@@ -123,11 +122,10 @@ class Tracker:
         cfg = self.config
         n_slots = activity.shape[0]
         result = np.full(n_slots, -1)
-        scores = np.zeros(n_slots)
         mass_s = activity.sum(axis=1) * self.hop
         candidates = np.flatnonzero((confidence >= cfg.confidence_gate) & (mass_s >= cfg.min_slot_s))
         if candidates.size == 0:
-            return SlotAssignment(result, scores)
+            return SlotAssignment(result)
         emb = _normalise(embeddings[candidates])
         voice = np.zeros((candidates.size, len(self.speakers)))
         for j, spk in enumerate(self.speakers):
@@ -151,7 +149,6 @@ class Tracker:
             for r, c in zip(rows, cols):
                 if acceptable[r, c]:
                     result[candidates[r]] = c
-                    scores[candidates[r]] = score[r, c]
                     assigned[r] = True
         taken = set(result[result >= 0].tolist())
         # longest unmatched slots first: they carry the most reliable embeddings
@@ -168,14 +165,12 @@ class Tracker:
             if best < threshold and can_open:
                 self.speakers.append(Speaker(self._new_label(), np.zeros(emb.shape[1])))
                 result[slot] = len(self.speakers) - 1
-                scores[slot] = 1.0
             elif voice.shape[1]:
                 # not confident enough for a new voice: give it to the closest speaker not
                 # already used in this window, if it is plausibly that speaker
                 order = [c for c in np.argsort(-score[r]) if c not in taken]
                 if order and score[r, order[0]] >= cfg.assign_similarity * 0.85:
                     result[slot] = order[0]
-                    scores[slot] = score[r, order[0]]
             if result[slot] >= 0:
                 taken.add(int(result[slot]))
         for slot in np.flatnonzero(result >= 0):
@@ -183,7 +178,7 @@ class Tracker:
             weight = float(confidence[slot] * mass_s[slot])
             spk.remember(_normalise(embeddings[slot]), weight, cfg.memory_size)
             spk.seconds += float(mass_s[slot])
-        return SlotAssignment(result, scores)
+        return SlotAssignment(result)
 
     def _continuity(self, activity: np.ndarray, history: np.ndarray, history_weight: np.ndarray):
         """Dice agreement between each slot and each speaker on frames earlier windows covered."""

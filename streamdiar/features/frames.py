@@ -79,8 +79,7 @@ class FrameFeaturizer:
         return (self.samples_needed(0) - self.hop) / SAMPLE_RATE
 
     def frames_available(self, state: FeatureState) -> int:
-        n = max(0, (state.received - self.samples_needed(0)) // self.hop + 1)
-        return n
+        return max(0, (state.received - self.samples_needed(0)) // self.hop + 1)
 
     def padding_to_flush(self, state: FeatureState) -> int:
         """Zero samples to append at end of stream so every frame with real audio is computed."""
