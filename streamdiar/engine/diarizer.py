@@ -96,8 +96,7 @@ class Diarizer:
         if live:
             self._advance(live, finals, provisional, final=True)
         for s in states:
-            end = s.received / SAMPLE_RATE
-            finals[id(s)].extend(_clip(seg, end) for seg in s.segmenter.close_all(s.labels))
+            finals[id(s)].extend(closing_segments(s, s.received / SAMPLE_RATE))
             finals[id(s)] = [seg for seg in finals[id(s)] if seg.end > seg.start]
             s.finished = True
         return [Update(finals[id(s)], [], s.received / SAMPLE_RATE) for s in states]
@@ -155,10 +154,15 @@ class Diarizer:
         return finals, provisional
 
 
-def _clip(seg: Segment, end: float) -> Segment:
-    if seg.end <= end:
-        return seg
-    return Segment(seg.speaker, seg.start, round(end, 3), seg.confidence, seg.final)
+def closing_segments(s: StreamState, end_s: float) -> list[Segment]:
+    """The segments still open at the end of a stream, final and cut at its last sample."""
+    out = []
+    for seg in s.segmenter.close_all(s.labels):
+        if seg.end > end_s:
+            seg = Segment(seg.speaker, seg.start, round(end_s, 3), seg.confidence, seg.final)
+        if seg.end > seg.start:
+            out.append(seg)
+    return out
 
 
 class Stream:

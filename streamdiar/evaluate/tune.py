@@ -18,7 +18,7 @@ from pyannote.core import Timeline
 from streamdiar.audio import SAMPLE_RATE
 from streamdiar.config import Config, LabelConfig, TrackerConfig
 from streamdiar.engine import Diarizer
-from streamdiar.engine.diarizer import _clip
+from streamdiar.engine.diarizer import closing_segments
 from streamdiar.engine.pipeline import diarize_file
 from streamdiar.evaluate.der import DERScorer, read_rttm, to_annotation
 
@@ -46,7 +46,7 @@ def replay(diarizer: Diarizer, recordings, tracker: TrackerConfig, labels: Label
             state.ring.count = ring_count
             f, _ = diarizer._link_and_label(state, activity, embeddings, confidence, final_upto)
             finals.extend(f)
-        finals.extend(_clip(seg, duration) for seg in state.segmenter.close_all(state.labels))
+        finals.extend(closing_segments(state, duration))
         scorer.add(uri, refs[uri], to_annotation(uri, finals), Timeline([Span(0, duration)]))
     return scorer.total
 
