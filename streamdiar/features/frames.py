@@ -92,22 +92,20 @@ class FrameFeaturizer:
     @torch.inference_mode()
     def __call__(self, states: list[FeatureState]) -> list[np.ndarray]:
         """Advance every stream; returns each one's new frame features, shape (new_frames, FEATURE_DIM)."""
-        for state in states:
-            self._advance_mel(state)
+        self._advance_mels(states)
         self.advance_vad(states)
         counts = [max(0, self.frames_available(state) - state.frames_done) for state in states]
-        jobs = [(i, state.frames_done + k) for i, state in enumerate(states) for k in range(counts[i])]
         outputs = [np.zeros((0, FEATURE_DIM), dtype=np.float32) for _ in states]
-        if not jobs:
+        if not any(counts):
             return outputs
-        windows, gains = [], []
-        for i, frame in jobs:
-            state = states[i]
-            lo = self._first_mel(frame) - state.mel_start
-            windows.append(state.mel[lo : lo + self.embed_mels])
-            power = float(state.mel_power[lo : lo + self.embed_mels].mean())
-            gains.append(self._gain(power))
-        mels = torch.stack(windows) * torch.tensor(gains, dtype=torch.float32)[:, None, None]
+        windows, powers = [], []
+        for i, state in enumerate(states):
+            if not counts[i]:
+                continue
+            starts = self._first_mel(np.arange(state.frames_done, state.frames_done + counts[i])) - state.mel_start
+            windows.extend(state.mel[lo : lo + self.embed_mels] for lo in starts.tolist())
+            powers.append(_window_means(state.mel_power, starts, self.embed_mels))
+        mels = torch.stack(windows) * torch.tensor(self._gains(np.concatenate(powers)), dtype=torch.float32)[:, None, None]
         embeddings = torch.cat([self.encoder(part) for part in mels.split(ENCODER_BATCH)]).numpy()
         rows = 0
         for i, state in enumerate(states):
@@ -123,23 +121,32 @@ class FrameFeaturizer:
             self._trim(state)
         return outputs
 
-    def _gain(self, mean_power: float) -> float:
-        level_db = 10 * np.log10(mean_power + 1e-12)
+    def _gains(self, mean_power: np.ndarray) -> list[float]:
+        """Power gains that bring windows of these mean mel powers to the target level."""
+        level_db = 10 * np.log10(mean_power.astype(np.float64) + 1e-12)
         gain_db = np.clip(self.config.target_dbfs - level_db, -self.config.max_gain_db, self.config.max_gain_db)
-        return float(10 ** (gain_db / 10))  # power gain
+        return [10 ** (g / 10) for g in gain_db.tolist()]
 
-    def _advance_mel(self, state: FeatureState) -> None:
-        available_end = state.pcm_start + state.pcm.size  # == received
-        next_mel = state.mel_start + state.mel.shape[0]
-        last_mel = (available_end - MEL_WINDOW // 2) // MEL_HOP  # highest computable index
-        if last_mel < next_mel:
-            return
-        lo = next_mel * MEL_HOP - MEL_WINDOW // 2 - state.pcm_start
-        hi = last_mel * MEL_HOP + MEL_WINDOW // 2 - state.pcm_start
-        block = torch.from_numpy(state.pcm[lo:hi])
-        state.mel = torch.cat([state.mel, self.mel(block)])
-        frames = block.unfold(0, MEL_WINDOW, MEL_HOP)
-        state.mel_power = np.concatenate([state.mel_power, (frames ** 2).mean(dim=1).numpy()])
+    def _advance_mels(self, states: list[FeatureState]) -> None:
+        """Every stream's new mel frames. Streams whose new blocks are equally long (in a round
+        of steps, most of them) share one STFT call: per-stream calls cost more in dispatch than
+        in arithmetic once there are hundreds of streams."""
+        groups: dict[int, list[tuple[FeatureState, int, int]]] = {}
+        for state in states:
+            next_mel = state.mel_start + state.mel.shape[0]
+            last_mel = (state.pcm_start + state.pcm.size - MEL_WINDOW // 2) // MEL_HOP  # highest computable index
+            if last_mel < next_mel:
+                continue
+            lo = next_mel * MEL_HOP - MEL_WINDOW // 2 - state.pcm_start
+            hi = last_mel * MEL_HOP + MEL_WINDOW // 2 - state.pcm_start
+            groups.setdefault(hi - lo, []).append((state, lo, hi))
+        for group in groups.values():
+            blocks = torch.from_numpy(np.stack([state.pcm[lo:hi] for state, lo, hi in group]))
+            mels = self.mel(blocks)  # (streams, new mel frames, 40)
+            power = (blocks.unfold(1, MEL_WINDOW, MEL_HOP) ** 2).mean(dim=2).numpy()
+            for k, (state, _, _) in enumerate(group):
+                state.mel = torch.cat([state.mel, mels[k]])
+                state.mel_power = np.concatenate([state.mel_power, power[k]])
 
     @torch.inference_mode()
     def advance_vad(self, states: list[FeatureState]) -> None:
@@ -208,13 +215,9 @@ class FrameFeaturizer:
         return mean, peak
 
     def _frame_level(self, state: FeatureState, frames: np.ndarray) -> np.ndarray:
-        out = np.zeros(frames.size, dtype=np.float32)
-        for k, f in enumerate(frames):
-            lo = f * self.mels_per_frame - state.mel_start
-            power = float(state.mel_power[lo : lo + self.mels_per_frame].mean())
-            db = max(10 * np.log10(power + 1e-12), LEVEL_FLOOR_DB)
-            out[k] = (db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB
-        return out
+        power = _window_means(state.mel_power, frames * self.mels_per_frame - state.mel_start, self.mels_per_frame)
+        db = np.maximum(10 * np.log10(power.astype(np.float64) + 1e-12), LEVEL_FLOOR_DB)
+        return ((db - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB).astype(np.float32)
 
     def _trim(self, state: FeatureState) -> None:
         """Drop what no future frame, mel or VAD chunk needs, so buffers stay bounded."""
@@ -235,3 +238,8 @@ class FrameFeaturizer:
         if drop > 0:
             state.vad_probs = state.vad_probs[drop:]
             state.vad_start = keep_chunk
+
+
+def _window_means(values: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """values[s : s + length].mean() for each s in starts, in one call (float32, as each alone)."""
+    return np.lib.stride_tricks.sliding_window_view(values, length)[starts].mean(axis=1)
