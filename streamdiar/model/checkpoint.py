@@ -19,7 +19,7 @@ class CheckpointError(ValueError):
 def save_weighter(path: str | Path, model: Weighter, features: FeatureConfig, meta: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
     torch.save({
         "model": dataclasses.asdict(model.config),
         "features": dataclasses.asdict(features),

@@ -19,11 +19,13 @@ import torch
 
 from streamdiar.audio import SAMPLE_RATE
 from streamdiar.config import FeatureConfig, ModelConfig, from_dict, load_yaml
+from streamdiar.engine.runner import features_on_device, resolve_device
 from streamdiar.features import FrameFeaturizer
+from streamdiar.features.frames import ENCODER_BATCH
 from streamdiar.model import Weighter, save_weighter
 from streamdiar.model.losses import pit_wbce
 from streamdiar.train.corpus import speaker_split, write_conversations
-from streamdiar.train.simulate import Conversation, SimulationConfig, Utterance, simulate
+from streamdiar.train.simulate import Conversation, SimulationConfig, Utterance, simulate, speed_perturbed
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class TrainConfig:
     cache_dir: str = "data/cache"
     seed: int = 7
     held_out_speakers: int = 40
+    speed_perturbation: tuple[float, ...] = ()  # extra training voices: every training voice at these speeds
     train_conversations: int = 500
     val_conversations: int = 30
     val_min_duration_s: float = 60.0
@@ -44,6 +47,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     start_padding_probability: float = 0.05
     threads: int = 2
+    device: str = "cpu"  # cuda trains the same way, faster (features and model on the GPU)
     model: ModelConfig = field(default_factory=ModelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     simulation: SimulationConfig = field(default_factory=SimulationConfig)
@@ -57,7 +61,10 @@ def _log(message: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def featurize(featurizer: FrameFeaturizer, signals: list[np.ndarray], batch: int = 16) -> list[np.ndarray]:
+FEATURE_BATCH = 64  # conversations featurized together
+
+
+def featurize(featurizer: FrameFeaturizer, signals: list[np.ndarray], batch: int = FEATURE_BATCH) -> list[np.ndarray]:
     """Frame features of whole signals through the streaming featurizer, many streams per call."""
     out = []
     for i in range(0, len(signals), batch):
@@ -104,7 +111,7 @@ def cached_features(config: TrainConfig, featurizer: FrameFeaturizer, train_conv
     """Frame features of the simulated audio, cached on disk: they depend only on the data settings,
     so re-training with other model or optimiser settings skips the slowest part."""
     key_fields = {k: v for k, v in dataclasses.asdict(config).items()
-                  if k in ("speakers_dir", "seed", "held_out_speakers", "train_conversations", "val_conversations",
+                  if k in ("speakers_dir", "seed", "held_out_speakers", "speed_perturbation", "train_conversations", "val_conversations",
                            "val_min_duration_s", "val_max_duration_s", "features", "simulation")}
     key = hashlib.sha1(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(config.cache_dir) / f"features-{key}.npz"
@@ -134,10 +141,14 @@ def train(config: TrainConfig) -> dict:
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
     featurizer = FrameFeaturizer(config.features)
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        features_on_device(featurizer, device, max_batch=ENCODER_BATCH, capture=None)
     t0 = time.time()
 
     train_utts, val_utts = speaker_split(featurizer, config.speakers_dir, config.held_out_speakers, config.seed)
-    _log(f"{len(train_utts)} training and {len(val_utts)} held-out speakers ({time.time() - t0:.0f} s)")
+    train_utts = train_utts + speed_perturbed(train_utts, config.speed_perturbation)
+    _log(f"{len(train_utts)} training voices and {len(val_utts)} held-out speakers ({time.time() - t0:.0f} s)")
 
     sim_rng = np.random.default_rng(config.seed + 1)
     train_convs = [simulate(sim_rng, train_utts, config.simulation) for _ in range(config.train_conversations)]
@@ -154,19 +165,20 @@ def train(config: TrainConfig) -> dict:
     mc = config.model
     train_windows = WindowSampler(train_feats, train_labels, mc.window_frames, mc.slots, config.start_padding_probability)
     val_windows = WindowSampler(val_feats, val_labels, mc.window_frames, mc.slots, 0.0)
-    val_batches = [val_windows.batch(np.random.default_rng(config.seed + 3 + i), 64) for i in range(8)]
+    val_batches = [tuple(t.to(device) for t in val_windows.batch(np.random.default_rng(config.seed + 3 + i), 64))
+                   for i in range(8)]
 
-    model = Weighter(mc)
+    model = Weighter(mc).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     warmup = max(1, config.steps // 50)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, config.steps) / config.steps)))
     best, best_state, history = float("inf"), None, []
     train_rng = np.random.default_rng(config.seed + 4)
-    running = 0.0
+    running, since = 0.0, 0
     for step in range(1, config.steps + 1):
         model.train()
-        x, y = train_windows.batch(train_rng, config.batch_size)
+        x, y = (t.to(device) for t in train_windows.batch(train_rng, config.batch_size))
         loss = pit_wbce(model(x).activity, y)
         optimizer.zero_grad()
         loss.backward()
@@ -174,13 +186,14 @@ def train(config: TrainConfig) -> dict:
         optimizer.step()
         schedule.step()
         running += loss.item()
+        since += 1
         if step % 250 == 0 or step == config.steps:
             model.eval()
             with torch.inference_mode():
                 val = float(np.mean([pit_wbce(model(vx).activity, vy).item() for vx, vy in val_batches]))
-            history.append({"step": step, "train_loss": running / 250, "val_loss": val})
-            _log(f"step {step}/{config.steps} train {running / 250:.4f} val {val:.4f} ({time.time() - t0:.0f} s)")
-            running = 0.0
+            history.append({"step": step, "train_loss": running / since, "val_loss": val})
+            _log(f"step {step}/{config.steps} train {running / since:.4f} val {val:.4f} ({time.time() - t0:.0f} s)")
+            running, since = 0.0, 0
             if val < best:
                 best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_weighter(config.output, model, config.features, {"step": step, "val_loss": val, "partial": True})
@@ -194,6 +207,7 @@ def train(config: TrainConfig) -> dict:
         "history": history,
         "seconds": round(time.time() - t0),
         "torch": str(torch.__version__),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
     save_weighter(config.output, model, config.features, meta)
     _log(f"saved {config.output} (best validation loss {best:.4f}, {time.time() - t0:.0f} s)")
