@@ -113,12 +113,15 @@ class LabelConfig:
     min_gap_s: float = 0.3
     min_segment_s: float = 0.2
     unlinked_weight: float = 0.0
+    vad_floor: float = 0.1  # frames whose Silero speech probability stays below this get no speaker
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:
             raise ConfigError(f"{at}.onset: must be in (0, 1)")
         if not 0 <= self.unlinked_weight <= 1:
             raise ConfigError(f"{at}.unlinked_weight: must be in [0, 1]")
+        if not 0 <= self.vad_floor < 1:
+            raise ConfigError(f"{at}.vad_floor: must be in [0, 1)")
         if self.min_gap_s < 0 or self.min_segment_s < 0:
             raise ConfigError(f"{at}: min_gap_s and min_segment_s must be >= 0")
 

@@ -20,7 +20,7 @@ from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import Tracker
 from streamdiar.engine.windows import FrameRing
-from streamdiar.features import FEATURE_DIM, FrameFeaturizer
+from streamdiar.features import FEATURE_DIM, VAD_MAX_COLUMN, FrameFeaturizer
 from streamdiar.model import load_weighter
 
 
@@ -125,17 +125,21 @@ class Diarizer:
                 s.steps_done += 1
                 heard = s.steps_done * self.step_samples
                 final_upto = min(s.ring.count, int((heard / SAMPLE_RATE - self.latency_s + 1e-9) / self.hop_s))
+            speech = windows[i][:, VAD_MAX_COLUMN]
+            step = (s.ring.count, final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i], speech)
             if s.step_log is not None:
-                s.step_log.append((s.ring.count, final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i]))
-            f, p = self._link_and_label(s, slots.activity[i], slots.embeddings[i], slots.confidence[i], final_upto)
+                s.step_log.append(step)
+            f, p = self._link_and_label(s, *step[2:], final_upto)
             finals[id(s)].extend(f)
             provisional[id(s)] = s.provisional = p
 
-    def _link_and_label(self, s: StreamState, activity, embeddings, confidence, final_upto: int):
+    def _link_and_label(self, s: StreamState, activity, embeddings, confidence, speech, final_upto: int):
         window = self.model_config.window_frames
         start = s.ring.count - window
+        # Silero, trained on far more real audio than the Weighter, vetoes frames it is sure hold no
+        # speech (coughs, paper, room noise that simulation never showed the Weighter)
+        activity = np.where(speech >= self.config.labels.vad_floor, activity, 0.0)
         if start < 0:  # stream start: the padded frames hold no speech
-            activity = activity.copy()
             activity[:, : -start] = 0.0
         history, weight = s.aggregator.mean(start, start + window, len(s.tracker.speakers))
         assignment = s.tracker.assign(activity, embeddings, confidence, history, weight)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from streamdiar.features import VAD_MEAN_COLUMN
 from streamdiar.features.speaker_encoder import EMBED_DIM
 
-VAD_MEAN = EMBED_DIM  # column of the frame features holding the frame's mean VAD probability
 
 
 def _segments(labels: np.ndarray, hop: float, min_gap_frames: int) -> list[tuple[float, float, str]]:
@@ -32,7 +32,7 @@ def _segments(labels: np.ndarray, hop: float, min_gap_frames: int) -> list[tuple
 
 def offline_clustering(features: np.ndarray, hop: float, threshold: float = 0.3, vad: float = 0.5,
                        min_gap_frames: int = 3) -> list[tuple[float, float, str]]:
-    speech = np.flatnonzero(features[:, VAD_MEAN] >= vad)
+    speech = np.flatnonzero(features[:, VAD_MEAN_COLUMN] >= vad)
     labels = np.full(features.shape[0], -1)
     if speech.size == 1:
         labels[speech] = 0
@@ -48,7 +48,7 @@ def online_clustering(features: np.ndarray, hop: float, step_frames: int, delta_
     labels = np.full(features.shape[0], -1)
     for start in range(0, features.shape[0], step_frames):
         block = features[start : start + step_frames]
-        speech = np.flatnonzero(block[:, VAD_MEAN] >= vad)
+        speech = np.flatnonzero(block[:, VAD_MEAN_COLUMN] >= vad)
         if speech.size == 0:
             continue
         emb = block[speech, :EMBED_DIM].mean(axis=0)

@@ -42,9 +42,9 @@ def replay(diarizer: Diarizer, recordings, tracker: TrackerConfig, labels: Label
         stream = diarizer.open_stream(uri)
         state = stream.state
         finals = []
-        for ring_count, final_upto, activity, embeddings, confidence in steps:
+        for ring_count, final_upto, *outputs in steps:
             state.ring.count = ring_count
-            f, _ = diarizer._link_and_label(state, activity, embeddings, confidence, final_upto)
+            f, _ = diarizer._link_and_label(state, *outputs, final_upto)
             finals.extend(f)
         finals.extend(closing_segments(state, duration))
         scorer.add(uri, refs[uri], to_annotation(uri, finals), Timeline([Span(0, duration)]))
