@@ -90,6 +90,7 @@ class TrackerConfig:
     continuity_accept: float = 0.5
     known_similarity: float = 0.85  # an enrolled name needs this voice cosine to the enrolment (else: anonymous)
     max_speakers: int = 20
+    held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
     memory_size: int = 64
     top_k: int = 64
 
@@ -99,7 +100,7 @@ class TrackerConfig:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")
-        for name in ("max_speakers", "memory_size", "top_k"):
+        for name in ("max_speakers", "memory_size", "top_k", "held_apart_windows"):
             _positive(at, name, getattr(self, name))
         if self.min_slot_s < 0 or self.new_speaker_min_s < 0:
             raise ConfigError(f"{at}: min_slot_s and new_speaker_min_s must be >= 0")

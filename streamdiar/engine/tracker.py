@@ -8,7 +8,8 @@ score that mixes two cues:
   voice varies is still recognised after minutes of silence;
 - continuity: consecutive windows overlap by most of their length, so a slot that is active on
   the frames where a speaker was already placed is very likely that speaker.
-A confident slot that matches nobody opens a new speaker, if it is long enough to trust.
+A confident slot that matches nobody opens a new speaker, if it is long enough to trust; so does one
+that the model keeps apart, window after window, from a look-alike speaker another slot took.
 """
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ class Tracker:
         self._anonymous = 0
         self.max_speakers = config.max_speakers
         self.min_speakers = 0
+        self._held_apart: dict[int, int] = {}  # slot index -> windows in a row it was kept from its look-alike
 
     # -- enrolment and hints ----------------------------------------------------------------
     def add_known(self, name: str, embeddings: np.ndarray) -> None:
@@ -151,10 +153,22 @@ class Tracker:
                     result[candidates[r]] = c
                     assigned[r] = True
         taken = set(result[result >= 0].tolist())
+        held_apart = {}
         # longest unmatched slots first: they carry the most reliable embeddings
         for r in sorted(np.flatnonzero(~assigned), key=lambda r: -mass_s[candidates[r]]):
             slot = candidates[r]
-            best = np.where(nameable[r], voice[r], -1.0).max() if voice.shape[1] else -1.0
+            named = np.where(nameable[r], voice[r], -1.0)
+            best = named.max() if named.size else -1.0
+            if best >= cfg.new_speaker_similarity:
+                # The model set this slot apart from the one that took its look-alike: in real rooms
+                # different people's GE2E vectors are that alike. Kept apart window after window, it
+                # is a new voice; once, it is more likely one voice split over two slots.
+                free = named.copy()
+                free[[c for c in taken if c < free.size]] = -1.0
+                if free.max() < cfg.new_speaker_similarity:
+                    held_apart[slot] = self._held_apart.get(slot, 0) + 1
+                    if held_apart[slot] >= cfg.held_apart_windows:
+                        best = free.max()
             threshold = cfg.new_speaker_similarity
             if self.heard() < self.min_speakers:
                 threshold = np.inf  # a count hint: a slot no speaker took opens one until it is reached
@@ -173,6 +187,7 @@ class Tracker:
                     result[slot] = order[0]
             if result[slot] >= 0:
                 taken.add(int(result[slot]))
+        self._held_apart = held_apart
         for slot in np.flatnonzero(result >= 0):
             spk = self.speakers[result[slot]]
             weight = float(confidence[slot] * mass_s[slot])
