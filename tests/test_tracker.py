@@ -117,3 +117,27 @@ def test_enrolled_speakers_get_their_names(voice_frames):
     result = _assign(tracker, _window({0: (0, 50), 1: (50, 80)}, sample))
     assert tracker.speakers[result[0]].label == "alice"
     assert tracker.speakers[result[1]].label.startswith("SPEAKER_")
+
+
+def test_slot_kept_apart_from_its_look_alike_opens_a_speaker_only_when_it_persists(voice_frames):
+    """Two slots of one window are two people, however alike they sound: a second voice that
+    matches the first speaker above new_speaker_similarity is held apart, and opens its own
+    speaker once that has happened held_apart_windows windows in a row, not after a one-off."""
+    sample = _voices(voice_frames)
+    first, look_alike = sample(0), sample(0)  # the same real voice, as far-field speakers in one room sound
+    config = TrackerConfig(held_apart_windows=3)
+
+    def window():
+        activity, _, confidence = _window({0: (0, 60), 1: (20, 80)}, sample)
+        embeddings = np.tile(np.ones(256) / 16, (4, 1))
+        embeddings[0], embeddings[1] = first, look_alike
+        return activity, embeddings, confidence
+
+    tracker = Tracker(config, HOP)
+    assert _assign(tracker, _window({0: (0, 80)}, sample))[0] == 0
+    assert list(_assign(tracker, window())[:2]) == [0, -1]
+    assert list(_assign(tracker, window())[:2]) == [0, -1]
+    assert _assign(tracker, _window({0: (0, 80)}, sample))[0] == 0  # the run is broken: count starts over
+    assert list(_assign(tracker, window())[:2]) == [0, -1]
+    assert list(_assign(tracker, window())[:2]) == [0, -1]
+    assert list(_assign(tracker, window())[:2]) == [0, 1] and len(tracker.speakers) == 2
