@@ -88,8 +88,9 @@ class TrackerConfig:
     assign_similarity: float = 0.85
     continuity_weight: float = 0.0
     continuity_accept: float = 0.5
-    known_similarity: float = 0.85  # an enrolled name needs this voice cosine to the enrolment (else: anonymous)
+    known_similarity: float = 0.87  # an enrolled name needs this (cohort-normalised) voice score to the enrolment (else: anonymous)
     max_speakers: int = 20
+    cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
     memory_size: int = 64
     top_k: int = 64

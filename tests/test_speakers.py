@@ -188,6 +188,29 @@ def test_a_name_needs_the_enrolment_itself_not_what_the_speaker_absorbed_later()
     assert tracker.speakers[result.speakers[0]].label.startswith("SPEAKER_")
 
 
+def test_a_voice_close_to_everyone_gets_no_name_with_the_shipped_cohort():
+    """With the training-voice cohort, a name needs a voice that stands out: a slot at the centre of
+    the training voices is close to the most generic enrolled voice by raw cosine (0.88 > 0.87), but
+    no closer to it than to the crowd, so it stays anonymous; a slot of the enrolled voice itself
+    keeps the name."""
+    from streamdiar.model import load_weighter
+
+    cohort = load_weighter()[2]["cohort"]
+    assert cohort.shape[1] == 256 and len(cohort) >= 100
+    hub = cohort.mean(axis=0) / np.linalg.norm(cohort.mean(axis=0))
+    generic = cohort[int(np.argmax(cohort @ hub))]
+    assert hub @ generic > TrackerConfig().known_similarity  # raw cosine alone would name it
+    config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
+    for slot, expected in ((hub, "SPEAKER_00"), (generic, "Pat")):
+        tracker = Tracker(config, 0.1, cohort=cohort)
+        tracker.add_known("Pat", generic[None])
+        result = _window(tracker, slot[None])
+        assert tracker.speakers[result.speakers[0]].label == expected
+    raw = Tracker(config, 0.1)  # no cohort: the same generic slot takes the name
+    raw.add_known("Pat", generic[None])
+    assert raw.speakers[_window(raw, hub[None]).speakers[0]].label == "Pat"
+
+
 # -- names on real recordings ------------------------------------------------------------------------
 def _sample_reference():
     from streamdiar.evaluate.der import read_rttm

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from streamdiar.audio import SAMPLE_RATE, sanitize
-from streamdiar.config import Config, load_config
+from streamdiar.config import Config, TrackerConfig, load_config
 from streamdiar.engine.aggregate import Aggregator
 from streamdiar.engine.labels import Segment, Segmenter
 from streamdiar.engine.runner import make_runner
@@ -51,13 +51,16 @@ class Diarizer:
             uri=uri,
             features=self.featurizer.new_state(),
             ring=FrameRing(self.model_config.window_frames, FEATURE_DIM),
-            tracker=Tracker(cfg.tracker, self.hop_s),
+            tracker=self.new_tracker(cfg.tracker),
             aggregator=Aggregator(self.model_config.window_frames, cfg.labels.unlinked_weight),
             segmenter=Segmenter(cfg.labels, self.hop_s),
             feature_log=[] if record_features else None,
             step_log=[] if record_steps else None,
         )
         return Stream(self, state)
+
+    def new_tracker(self, config: TrackerConfig) -> Tracker:
+        return Tracker(config, self.hop_s, cohort=self.model_meta.get("cohort"))
 
     def process(self, work: list[tuple["Stream", np.ndarray]]) -> list[Update]:
         """Push audio to several streams and advance all of them, batching their model calls."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from streamdiar.config import FeatureConfig, ModelConfig, from_dict
@@ -16,7 +17,10 @@ class CheckpointError(ValueError):
     pass
 
 
-def save_weighter(path: str | Path, model: Weighter, features: FeatureConfig, meta: dict) -> None:
+def save_weighter(path: str | Path, model: Weighter, features: FeatureConfig, meta: dict,
+                  cohort: np.ndarray | None = None) -> None:
+    """`cohort`: (voices, EMBED_DIM) GE2E vectors of the training voices, which the tracker scores
+    slots against (see engine/tracker.py, CohortNorm)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v).cpu() for k, v in model.state_dict().items()}
@@ -25,6 +29,7 @@ def save_weighter(path: str | Path, model: Weighter, features: FeatureConfig, me
         "features": dataclasses.asdict(features),
         "state": state,
         "meta": meta,
+        **({"cohort": torch.from_numpy(np.asarray(cohort, dtype=np.float32)).half()} if cohort is not None else {}),
     }, path)
 
 
@@ -39,4 +44,7 @@ def load_weighter(path: str | Path = "default") -> tuple[Weighter, FeatureConfig
     except (KeyError, RuntimeError, TypeError, EOFError) as exc:
         raise CheckpointError(f"{path}: not a streamdiar checkpoint ({exc})") from None
     features = from_dict(FeatureConfig, blob["features"], f"{path}:features")
-    return model.eval(), features, blob.get("meta", {})
+    meta = dict(blob.get("meta", {}))
+    if "cohort" in blob:
+        meta["cohort"] = blob["cohort"].float().numpy()
+    return model.eval(), features, meta

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from streamdiar.config import Config, ConfigError, LabelConfig, TrackerConfig, from_dict
 from streamdiar.engine.labels import Segmenter
-from streamdiar.engine.tracker import Tracker
 from streamdiar.server.protocol import ProtocolError
 
 # bounds that keep one session's state small whatever a client asks for
@@ -76,7 +75,7 @@ def apply_settings(stream, settings: SessionSettings) -> None:
     """Give a stream that has not received audio yet its own tracker and segmenter."""
     state = stream.state
     hop = stream.diarizer.hop_s
-    state.tracker = Tracker(settings.tracker, hop)
+    state.tracker = stream.diarizer.new_tracker(settings.tracker)
     state.segmenter = Segmenter(settings.labels, hop)
 
 

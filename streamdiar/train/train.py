@@ -24,7 +24,7 @@ from streamdiar.features import FrameFeaturizer
 from streamdiar.features.frames import ENCODER_BATCH
 from streamdiar.model import Weighter, save_weighter
 from streamdiar.model.losses import pit_wbce
-from streamdiar.train.corpus import speaker_split, write_conversations
+from streamdiar.train.corpus import featurize, speaker_split, voice_cohort, write_conversations
 from streamdiar.train.simulate import Conversation, SimulationConfig, Utterance, simulate, speed_perturbed
 
 
@@ -59,24 +59,6 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 def _log(message: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-FEATURE_BATCH = 64  # conversations featurized together
-
-
-def featurize(featurizer: FrameFeaturizer, signals: list[np.ndarray], batch: int = FEATURE_BATCH) -> list[np.ndarray]:
-    """Frame features of whole signals through the streaming featurizer, many streams per call."""
-    out = []
-    for i in range(0, len(signals), batch):
-        states = []
-        for audio in signals[i : i + batch]:
-            state = featurizer.new_state()
-            state.append(audio)
-            state.append(np.zeros(featurizer.padding_to_flush(state), dtype=np.float32))
-            states.append(state)
-        feats = featurizer(states)
-        out.extend(f[: -(-audio.size // featurizer.hop)] for f, audio in zip(feats, signals[i : i + batch]))
-    return out
 
 
 class WindowSampler:
@@ -147,6 +129,7 @@ def train(config: TrainConfig) -> dict:
     t0 = time.time()
 
     train_utts, val_utts = speaker_split(featurizer, config.speakers_dir, config.held_out_speakers, config.seed)
+    cohort = voice_cohort(featurizer, train_utts)
     train_utts = train_utts + speed_perturbed(train_utts, config.speed_perturbation)
     _log(f"{len(train_utts)} training voices and {len(val_utts)} held-out speakers ({time.time() - t0:.0f} s)")
 
@@ -196,7 +179,7 @@ def train(config: TrainConfig) -> dict:
             running, since = 0.0, 0
             if val < best:
                 best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
-                save_weighter(config.output, model, config.features, {"step": step, "val_loss": val, "partial": True})
+                save_weighter(config.output, model, config.features, {"step": step, "val_loss": val, "partial": True}, cohort)
     model.load_state_dict(best_state)
     meta = {
         "trained_with": dataclasses.asdict(config),
@@ -209,7 +192,7 @@ def train(config: TrainConfig) -> dict:
         "torch": str(torch.__version__),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
-    save_weighter(config.output, model, config.features, meta)
+    save_weighter(config.output, model, config.features, meta, cohort)
     _log(f"saved {config.output} (best validation loss {best:.4f}, {time.time() - t0:.0f} s)")
     Path(config.output).with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "history"}, indent=1))
     return meta
