@@ -9,7 +9,7 @@ import soundfile as sf
 
 from streamdiar.audio import SAMPLE_RATE, AudioError, load_audio
 from streamdiar.engine.pipeline import diarize_file
-from streamdiar.speakers.enroll import MAX_EMBEDDINGS, enroll, frame_features, pool, speech_embeddings
+from streamdiar.speakers.enroll import MAX_EMBEDDINGS, enroll, pool, speech_embeddings
 from tests.conftest import SPEAKERS
 
 # long enough that each half holds a few seconds of speech
@@ -21,7 +21,7 @@ def test_frame_features_are_the_streams_features(diarizer, tmp_path):
     path = UTTERANCES[0]
     stream, _ = asyncio.run(diarize_file(diarizer, path, record_features=True))
     streamed = np.concatenate(stream.state.feature_log)
-    whole = frame_features(diarizer.featurizer, load_audio(path))
+    whole = diarizer.featurizer.whole_signals([load_audio(path)])[0]
     assert whole.shape == streamed.shape
     np.testing.assert_allclose(whole, streamed, atol=1e-4)
 

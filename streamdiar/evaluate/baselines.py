@@ -14,7 +14,6 @@ from streamdiar.features import VAD_MEAN_COLUMN
 from streamdiar.features.speaker_encoder import EMBED_DIM
 
 
-
 def _segments(labels: np.ndarray, hop: float, min_gap_frames: int) -> list[tuple[float, float, str]]:
     """Frame labels (-1 = silence) -> (start, end, speaker) with short gaps bridged."""
     out = []

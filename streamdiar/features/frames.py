@@ -25,6 +25,7 @@ FEATURE_DIM = EMBED_DIM + 3
 VAD_MEAN_COLUMN, VAD_MAX_COLUMN, LEVEL_COLUMN = EMBED_DIM, EMBED_DIM + 1, EMBED_DIM + 2
 LEVEL_FLOOR_DB = -80.0
 ENCODER_BATCH = 1024  # sub-windows per LSTM call: bounds memory when a whole file arrives at once
+SIGNAL_BATCH = 64  # whole signals featurized together by `FrameFeaturizer.whole_signals`
 
 
 @dataclass
@@ -122,6 +123,21 @@ class FrameFeaturizer:
             state.frames_done += count
             self._trim(state)
         return outputs
+
+    def whole_signals(self, signals: list[np.ndarray], batch: int = SIGNAL_BATCH) -> list[np.ndarray]:
+        """(frames, FEATURE_DIM) features of whole 16 kHz signals, exactly as a stream computes them,
+        `batch` signals advanced together."""
+        out = []
+        for i in range(0, len(signals), batch):
+            states = []
+            for audio in signals[i : i + batch]:
+                state = self.new_state()
+                state.append(audio)
+                state.append(np.zeros(self.padding_to_flush(state), dtype=np.float32))
+                states.append(state)
+            feats = self(states)
+            out.extend(f[: -(-audio.size // self.hop)] for f, audio in zip(feats, signals[i : i + batch]))
+        return out
 
     def _gains(self, mean_power: np.ndarray) -> list[float]:
         """Power gains that bring windows of these mean mel powers to the target level."""

@@ -28,15 +28,6 @@ class Enrollment:
     speech_s: float
 
 
-def frame_features(featurizer: FrameFeaturizer, audio: np.ndarray) -> np.ndarray:
-    """(frames, FEATURE_DIM) features of a whole 16 kHz signal, exactly as a stream computes them."""
-    state = featurizer.new_state()
-    state.append(np.asarray(audio, dtype=np.float32))
-    state.append(np.zeros(featurizer.padding_to_flush(state), dtype=np.float32))
-    frames = featurizer([state])[0]
-    return frames[: -(-audio.size // featurizer.hop)]
-
-
 def speech_embeddings(features: np.ndarray) -> np.ndarray:
     """GE2E vectors of the frames the VAD calls speech, (n, EMBED_DIM)."""
     return features[features[:, VAD_MEAN_COLUMN] >= SPEECH_PROBABILITY, :EMBED_DIM]
@@ -53,7 +44,7 @@ def enroll(featurizer: FrameFeaturizer, signals: list[np.ndarray], chunk_s: floa
            min_speech_s: float = MIN_SPEECH_S) -> Enrollment:
     """Enrollment embeddings from one speaker's recordings (16 kHz mono float32 each)."""
     hop_s = featurizer.config.frame_hop_s
-    vectors = np.concatenate([speech_embeddings(frame_features(featurizer, s)) for s in signals]
+    vectors = np.concatenate([speech_embeddings(f) for f in featurizer.whole_signals(signals)]
                              or [np.zeros((0, EMBED_DIM), dtype=np.float32)])
     speech_s = len(vectors) * hop_s
     if speech_s < min_speech_s:

@@ -8,28 +8,10 @@ import numpy as np
 import soundfile as sf
 
 from streamdiar.audio import SAMPLE_RATE
-from streamdiar.features import VAD_MEAN_COLUMN, FrameFeaturizer
-from streamdiar.features.speaker_encoder import EMBED_DIM
+from streamdiar.features import FrameFeaturizer
 from streamdiar.features.vad import CHUNK
+from streamdiar.speakers.enroll import speech_embeddings
 from streamdiar.train.simulate import Conversation, Utterance, load_speakers, speech_mask, split_speakers
-
-FEATURE_BATCH = 64  # conversations featurized together
-
-
-def featurize(featurizer: FrameFeaturizer, signals: list[np.ndarray], batch: int = FEATURE_BATCH) -> list[np.ndarray]:
-    """Frame features of whole signals through the streaming featurizer, many streams per call."""
-    out = []
-    for i in range(0, len(signals), batch):
-        states = []
-        for audio in signals[i : i + batch]:
-            state = featurizer.new_state()
-            state.append(audio)
-            state.append(np.zeros(featurizer.padding_to_flush(state), dtype=np.float32))
-            states.append(state)
-        feats = featurizer(states)
-        out.extend(f[: -(-audio.size // featurizer.hop)] for f, audio in zip(feats, signals[i : i + batch]))
-    return out
-
 
 def vad_masks(featurizer: FrameFeaturizer, signals: list[np.ndarray]) -> list[np.ndarray]:
     """10-ms speech masks of whole signals, all signals batched through the VAD together."""
@@ -57,8 +39,8 @@ def voice_cohort(featurizer: FrameFeaturizer, utterances: list[Utterance]) -> np
     """(voices, EMBED_DIM): each voice's mean GE2E vector over its speech frames, L2-normalised.
     Shipped with the checkpoint: the tracker scores slots against these other voices."""
     by_voice: dict[str, list[np.ndarray]] = {}
-    for utt, feats in zip(utterances, featurize(featurizer, [u.audio for u in utterances])):
-        by_voice.setdefault(utt.speaker, []).append(feats[feats[:, VAD_MEAN_COLUMN] >= 0.5, :EMBED_DIM])
+    for utt, feats in zip(utterances, featurizer.whole_signals([u.audio for u in utterances])):
+        by_voice.setdefault(utt.speaker, []).append(speech_embeddings(feats))
     vectors = np.stack([np.concatenate(parts).mean(axis=0) for _, parts in sorted(by_voice.items())])
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 

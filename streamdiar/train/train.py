@@ -24,7 +24,7 @@ from streamdiar.features import FrameFeaturizer
 from streamdiar.features.frames import ENCODER_BATCH
 from streamdiar.model import Weighter, save_weighter
 from streamdiar.model.losses import pit_wbce
-from streamdiar.train.corpus import featurize, speaker_split, voice_cohort, write_conversations
+from streamdiar.train.corpus import speaker_split, voice_cohort, write_conversations
 from streamdiar.train.simulate import Conversation, SimulationConfig, Utterance, simulate, speed_perturbed
 
 
@@ -102,8 +102,8 @@ def cached_features(config: TrainConfig, featurizer: FrameFeaturizer, train_conv
         n = len(train_convs)
         feats = [blob[f"f{i}"] for i in range(n + len(val_convs))]
         return feats[:n], feats[n:]
-    train_feats = featurize(featurizer, [c.audio for c in train_convs])
-    val_feats = featurize(featurizer, [c.audio for c in val_convs])
+    train_feats = featurizer.whole_signals([c.audio for c in train_convs])
+    val_feats = featurizer.whole_signals([c.audio for c in val_convs])
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, **{f"f{i}": f for i, f in enumerate(train_feats + val_feats)})
     return train_feats, val_feats
