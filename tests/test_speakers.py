@@ -10,7 +10,7 @@ import pytest
 
 from streamdiar.config import FeatureConfig, TrackerConfig
 from streamdiar.engine.pipeline import diarize_file
-from streamdiar.engine.tracker import Tracker
+from streamdiar.engine.tracker import CohortNorm, Tracker
 from streamdiar.speakers import ProfileError, ProfileStore, SpeakerHints, apply_to_stream, default_profiles_dir
 from streamdiar.speakers.profiles import check_compatible, check_name, make_profile
 from tests.conftest import DEMO
@@ -202,7 +202,7 @@ def test_a_voice_close_to_everyone_gets_no_name_with_the_shipped_cohort():
     assert hub @ generic > TrackerConfig().known_similarity  # raw cosine alone would name it
     config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
     for slot, expected in ((hub, "SPEAKER_00"), (generic, "Pat")):
-        tracker = Tracker(config, 0.1, cohort=cohort)
+        tracker = Tracker(config, 0.1, norm=CohortNorm(cohort, config.cohort_top_k))
         tracker.add_known("Pat", generic[None])
         result = _window(tracker, slot[None])
         assert tracker.speakers[result.speakers[0]].label == expected

@@ -18,7 +18,7 @@ from streamdiar.engine.aggregate import Aggregator
 from streamdiar.engine.labels import Segment, Segmenter
 from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
-from streamdiar.engine.tracker import Tracker
+from streamdiar.engine.tracker import CohortNorm, Tracker
 from streamdiar.engine.windows import FrameRing
 from streamdiar.features import FEATURE_DIM, VAD_MAX_COLUMN, FrameFeaturizer
 from streamdiar.model import load_weighter
@@ -36,6 +36,7 @@ class Diarizer:
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         model, features, self.model_meta = load_weighter(self.config.weights)
+        self._cohort_norms: dict[int, CohortNorm] = {}
         self.model_config = model.config
         self.featurizer = FrameFeaturizer(features)
         self.runner = make_runner(model, self.config, self.featurizer)
@@ -60,7 +61,16 @@ class Diarizer:
         return Stream(self, state)
 
     def new_tracker(self, config: TrackerConfig) -> Tracker:
-        return Tracker(config, self.hop_s, cohort=self.model_meta.get("cohort"))
+        return Tracker(config, self.hop_s, norm=self._cohort_norm(config.cohort_top_k))
+
+    def _cohort_norm(self, top_k: int) -> CohortNorm | None:
+        """One CohortNorm per top-k, shared by every stream: its cohort statistics never change."""
+        cohort = self.model_meta.get("cohort")
+        if cohort is None or not top_k:
+            return None
+        if top_k not in self._cohort_norms:
+            self._cohort_norms[top_k] = CohortNorm(cohort, top_k)
+        return self._cohort_norms[top_k]
 
     def process(self, work: list[tuple["Stream", np.ndarray]]) -> list[Update]:
         """Push audio to several streams and advance all of them, batching their model calls."""

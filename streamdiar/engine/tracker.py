@@ -110,9 +110,9 @@ class SlotAssignment:
 
 class Tracker:
     def __init__(self, config: TrackerConfig, frame_hop_s: float, label_prefix: str = "SPEAKER_",
-                 cohort: np.ndarray | None = None):
+                 norm: CohortNorm | None = None):
         self.config = config
-        self.norm = CohortNorm(cohort, config.cohort_top_k) if cohort is not None and config.cohort_top_k else None
+        self.norm = norm  # scores known-speaker names when given (see CohortNorm)
         self.hop = frame_hop_s
         self.prefix = label_prefix
         self.speakers: list[Speaker] = []
