@@ -116,6 +116,8 @@ class LabelConfig:
     min_segment_s: float = 0.2
     unlinked_weight: float = 0.0
     vad_floor: float = 0.1  # frames whose Silero speech probability stays below this get no speaker
+    fill_speech: float = 0.5  # speech no speaker reaches the onset on (Silero at or above this) goes to the likeliest speaker; 0 = off
+    fill_trim_s: float = 0.2  # ...except the last this-much of each speech stretch (VAD hangover and reverberation tails)
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:
@@ -124,6 +126,10 @@ class LabelConfig:
             raise ConfigError(f"{at}.unlinked_weight: must be in [0, 1]")
         if not 0 <= self.vad_floor < 1:
             raise ConfigError(f"{at}.vad_floor: must be in [0, 1)")
+        if not 0 <= self.fill_speech <= 1:
+            raise ConfigError(f"{at}.fill_speech: must be in [0, 1] (0 = off)")
+        if self.fill_trim_s < 0:
+            raise ConfigError(f"{at}.fill_trim_s: must be >= 0")
         if self.min_gap_s < 0 or self.min_segment_s < 0:
             raise ConfigError(f"{at}: min_gap_s and min_segment_s must be >= 0")
 

@@ -41,3 +41,41 @@ def test_aggregator_averages_overlapping_windows_and_forgets():
     mean, counts = agg.mean(0, 6, speakers=2)
     np.testing.assert_allclose(counts, [0, 0, 0, 2, 1, 1])
     assert agg.sums.shape[1] == 3
+
+
+def _fill_config(**kw):
+    return LabelConfig(onset=0.5, min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.5, fill_trim_s=0.2, **kw)
+
+
+def test_speech_no_speaker_reaches_goes_to_the_speaker_with_a_claim_and_stops_before_the_tail():
+    seg = Segmenter(_fill_config(), HOP)
+    act = np.zeros((2, 20))
+    act[0, 0:5] = 0.9  # A speaks ...
+    act[1, 5:12] = 0.3  # ... then B, too faintly for the onset
+    speech = np.zeros(22)
+    speech[0:15] = 0.9  # speech until frame 15; its last 0.2 s is hangover
+    out = seg.finalize(0, act, ["A", "B"], speech) + seg.close_all(["A", "B"])
+    spans = {(s.speaker, s.start, s.end) for s in out}
+    # B's frames are filled; frames 12-13 (speech, nobody's claim) go to B, heard last; 13-15 is the trimmed tail
+    assert spans == {("A", 0.0, 0.5), ("B", 0.5, 1.3)}
+
+
+def test_speech_fill_off_and_without_speech_leaves_activity_as_it_is():
+    act = np.zeros((1, 10))
+    act[0, :4] = 0.3
+    speech = np.ones(12)
+    assert Segmenter(_fill_config(), HOP).finalize(0, act, ["A"], np.zeros(12)) == []
+    off = Segmenter(LabelConfig(min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0), HOP)
+    assert off.finalize(0, act, ["A"], speech) + off.close_all(["A"]) == []
+    # nobody heard yet and no claim: no one to give the speech to
+    seg = Segmenter(_fill_config(), HOP)
+    assert seg.finalize(0, np.zeros((1, 10)), ["A"], speech) + seg.close_all(["A"]) == []
+
+
+def test_aggregator_keeps_each_frames_speech_probability():
+    agg = Aggregator(window_frames=4)
+    agg.add(-2, {}, speakers=0, speech=np.array([0.0, 0.0, 0.8, 0.9], dtype=np.float32))
+    agg.add(0, {}, speakers=0, speech=np.array([0.8, 0.9, 0.2, 0.1], dtype=np.float32))
+    np.testing.assert_allclose(agg.speech_between(0, 6), [0.8, 0.9, 0.2, 0.1, 0, 0], atol=1e-6)
+    agg.forget_before(2)
+    np.testing.assert_allclose(agg.speech_between(0, 4), [0, 0, 0.2, 0.1], atol=1e-6)

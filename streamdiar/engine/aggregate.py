@@ -1,4 +1,5 @@
-"""Per-frame speaker activity, averaged over the windows that covered the frame."""
+"""Per-frame speaker activity, averaged over the windows that covered the frame, and each frame's
+speech probability."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,6 +22,7 @@ class Aggregator:
         self.sums = np.zeros((0, 0), dtype=np.float32)  # (speakers, frames)
         self.linked = np.zeros((0, 0), dtype=np.float32)  # windows that linked each speaker
         self.counts = np.zeros(0, dtype=np.float32)  # windows that covered each frame
+        self.speech = np.zeros(0, dtype=np.float32)  # VAD speech probability of each frame
 
     def _grow(self, speakers: int, end: int) -> None:
         rows = max(speakers, self.sums.shape[0])
@@ -29,14 +31,18 @@ class Aggregator:
             self.sums = _padded(self.sums, rows, cols)
             self.linked = _padded(self.linked, rows, cols)
             self.counts = _padded(self.counts[None], 1, cols)[0]
+            self.speech = _padded(self.speech[None], 1, cols)[0]
 
-    def add(self, start: int, tracks: dict[int, np.ndarray], speakers: int) -> None:
-        """Add one window starting at absolute frame `start`: speaker index -> activity (T,)."""
+    def add(self, start: int, tracks: dict[int, np.ndarray], speakers: int, speech: np.ndarray | None = None) -> None:
+        """Add one window starting at absolute frame `start`: speaker index -> activity (T,), and
+        the speech probability of its frames (T,) (a frame's is the same in every window)."""
         lo = max(start, self.base)
         end = start + self.window_frames
         self._grow(speakers, end)
         cut = lo - start
         self.counts[lo - self.base : end - self.base] += 1
+        if speech is not None:
+            self.speech[lo - self.base : end - self.base] = speech[cut:]
         for spk, track in tracks.items():
             self.sums[spk, lo - self.base : end - self.base] += track[cut:]
             self.linked[spk, lo - self.base : end - self.base] += 1
@@ -55,12 +61,21 @@ class Aggregator:
             out[:rows, lo - start : hi - start] = self.sums[:rows, a:b] / np.maximum(weight, 1e-6)
         return out, counts
 
+    def speech_between(self, start: int, end: int) -> np.ndarray:
+        """(end-start,) speech probability; 0 on frames no window has covered."""
+        out = np.zeros(end - start, dtype=np.float32)
+        lo, hi = max(start, self.base), min(end, self.base + self.speech.size)
+        if hi > lo:
+            out[lo - start : hi - start] = self.speech[lo - self.base : hi - self.base]
+        return out
+
     def forget_before(self, frame: int) -> None:
         drop = frame - self.base
         if drop > 0:
             self.sums = self.sums[:, drop:]
             self.linked = self.linked[:, drop:]
             self.counts = self.counts[drop:]
+            self.speech = self.speech[drop:]
             self.base = frame
 
 

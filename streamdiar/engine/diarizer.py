@@ -158,12 +158,13 @@ class Diarizer:
         assignment = s.tracker.assign(activity, embeddings, confidence, history, weight)
         tracks = {int(spk): activity[slot] for slot, spk in enumerate(assignment.speakers) if spk >= 0}
         speakers = len(s.tracker.speakers)
-        s.aggregator.add(start, tracks, speakers)
+        s.aggregator.add(start, tracks, speakers, speech)
         finals: list[Segment] = []
         first = s.segmenter.next_frame
         if final_upto > first:
             act, _ = s.aggregator.mean(first, final_upto, speakers)
-            finals = s.segmenter.finalize(first, act, s.labels)
+            speech_ahead = s.aggregator.speech_between(first, final_upto + s.segmenter.trim_frames)
+            finals = s.segmenter.finalize(first, act, s.labels, speech_ahead)
         upto = max(final_upto, s.segmenter.next_frame)
         act, _ = s.aggregator.mean(upto, s.ring.count, speakers)
         provisional = s.segmenter.provisional(upto, act, s.labels)
