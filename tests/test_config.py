@@ -16,6 +16,8 @@ def test_default_yaml_spells_out_the_builtin_defaults():
     ("stream:\n  step_s: fast\n", "stream.step_s"),
     ("stream:\n  step_s: 1.0\n  latency_s: 0.5\n", "stream.latency_s"),
     ("labels: 3\n", "labels"),
+    ("labels:\n  fill_speech: 1.5\n", "labels.fill_speech"),
+    ("labels:\n  fill_trim_s: -0.1\n", "labels.fill_trim_s"),
     ("bogus: 1\n", "bogus"),
 ])
 def test_bad_values_name_their_key(tmp_path, text, key):
