@@ -56,7 +56,7 @@ def test_speech_no_speaker_reaches_goes_to_the_speaker_with_a_claim_and_stops_be
     speech[0:15] = 0.9  # speech until frame 15; its last 0.2 s is hangover
     out = seg.finalize(0, act, ["A", "B"], speech) + seg.close_all(["A", "B"])
     spans = {(s.speaker, s.start, s.end) for s in out}
-    # B's frames are filled; frames 12-13 (speech, nobody's claim) go to B, heard last; 13-15 is the trimmed tail
+    # B's frames are filled; frame 12 (speech, nobody's claim) goes to B, heard last; 13-14 are the trimmed tail
     assert spans == {("A", 0.0, 0.5), ("B", 0.5, 1.3)}
 
 

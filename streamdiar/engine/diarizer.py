@@ -110,7 +110,6 @@ class Diarizer:
             self._advance(live, finals, provisional, final=True)
         for s in states:
             finals[id(s)].extend(closing_segments(s, s.received / SAMPLE_RATE))
-            finals[id(s)] = [seg for seg in finals[id(s)] if seg.end > seg.start]
             s.finished = True
         return [Update(finals[id(s)], [], s.received / SAMPLE_RATE) for s in states]
 

@@ -13,6 +13,7 @@ from streamdiar.features.vad import CHUNK
 from streamdiar.speakers.enroll import speech_embeddings
 from streamdiar.train.simulate import Conversation, Utterance, load_speakers, speech_mask, split_speakers
 
+
 def vad_masks(featurizer: FrameFeaturizer, signals: list[np.ndarray]) -> list[np.ndarray]:
     """10-ms speech masks of whole signals, all signals batched through the VAD together."""
     states = []
