@@ -118,6 +118,7 @@ class LabelConfig:
     vad_floor: float = 0.1  # frames whose Silero speech probability stays below this get no speaker
     fill_speech: float = 0.5  # speech no speaker reaches the onset on (Silero at or above this) goes to the likeliest speaker; 0 = off
     fill_trim_s: float = 0.2  # ...except the last this-much of each speech stretch (VAD hangover and reverberation tails)
+    count_speakers: bool = True  # a frame keeps at most as many speakers as the windows' slots are active on it
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:

@@ -128,3 +128,21 @@ def test_speech_fill_labels_far_field_speech_the_model_leaves_below_its_onset(di
     assert filled["miss"] < unfilled["miss"] - 0.02, (filled, unfilled)
     assert filled["false_alarm"] < unfilled["false_alarm"] + 0.01, (filled, unfilled)
     assert filled["der"] < unfilled["der"], (filled, unfilled)
+
+
+def test_speaker_count_removes_a_second_label_where_one_person_speaks(diarizer):
+    """pyannote's two-speaker sample: where the tracker splits one voice over two speakers, both
+    can pass the onset; the windows' own slot count keeps one of them."""
+    stream = diarizer.open_stream("sample", record_steps=True)
+    stream.push(load_audio(REAL_DEV / "sample.wav"))
+    stream.finish()
+    recording = [("sample", stream.state.received / SAMPLE_RATE, stream.state.step_log)]
+    base = diarizer.config
+    try:
+        counted = replay(diarizer, recording, base.tracker, base.labels, REAL_DEV / "reference.rttm")
+        uncounted = replay(diarizer, recording, base.tracker, replace(base.labels, count_speakers=False),
+                           REAL_DEV / "reference.rttm")
+    finally:
+        diarizer.config = base
+    assert counted["false_alarm"] < uncounted["false_alarm"] - 0.02, (counted, uncounted)
+    assert counted["der"] <= uncounted["der"], (counted, uncounted)

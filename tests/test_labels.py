@@ -2,7 +2,7 @@ import numpy as np
 
 from streamdiar.config import LabelConfig
 from streamdiar.engine.aggregate import Aggregator
-from streamdiar.engine.labels import Segmenter
+from streamdiar.engine.labels import Segmenter, keep_counted
 
 HOP = 0.1
 
@@ -79,3 +79,26 @@ def test_aggregator_keeps_each_frames_speech_probability():
     np.testing.assert_allclose(agg.speech_between(0, 6), [0.8, 0.9, 0.2, 0.1, 0, 0], atol=1e-6)
     agg.forget_before(2)
     np.testing.assert_allclose(agg.speech_between(0, 4), [0, 0, 0.2, 0.1], atol=1e-6)
+
+
+def test_a_frame_keeps_only_as_many_speakers_as_its_windows_counted():
+    act = np.array([[0.9, 0.6, 0.6, 0.7, 0.2],
+                    [0.7, 0.8, 0.6, 0.1, 0.1],
+                    [0.0, 0.0, 0.6, 0.0, 0.0]], dtype=np.float32)
+    count = np.array([1.0, 1.4, 2.5, 0.0, 1.0])  # rounded: 1, 1, 3 (half up), 0, 1
+    kept = keep_counted(act, count)
+    np.testing.assert_allclose(kept, [[0.9, 0.0, 0.6, 0.0, 0.2],
+                                      [0.0, 0.8, 0.6, 0.0, 0.0],
+                                      [0.0, 0.0, 0.6, 0.0, 0.0]])
+    assert kept.dtype == act.dtype
+    one = np.array([[0.9, 0.9]], dtype=np.float32)  # a lone speaker is never counted away
+    np.testing.assert_array_equal(keep_counted(one, np.zeros(2)), one)
+
+
+def test_aggregator_counts_active_slots_per_frame_over_windows():
+    agg = Aggregator(window_frames=4)
+    agg.add(0, {}, speakers=0, active_slots=np.array([1, 2, 0, 1]))
+    agg.add(2, {}, speakers=0, active_slots=np.array([1, 1, 1, 3]))
+    np.testing.assert_allclose(agg.speaker_count(0, 7), [1, 2, 0.5, 1, 1, 3, 0])
+    agg.forget_before(3)
+    np.testing.assert_allclose(agg.speaker_count(0, 6), [0, 0, 0, 1, 1, 3])

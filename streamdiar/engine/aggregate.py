@@ -1,5 +1,5 @@
-"""Per-frame speaker activity, averaged over the windows that covered the frame, and each frame's
-speech probability."""
+"""Per-frame speaker activity, averaged over the windows that covered the frame, each frame's
+speech probability, and how many slots the windows found active on it."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,6 +23,7 @@ class Aggregator:
         self.linked = np.zeros((0, 0), dtype=np.float32)  # windows that linked each speaker
         self.counts = np.zeros(0, dtype=np.float32)  # windows that covered each frame
         self.speech = np.zeros(0, dtype=np.float32)  # VAD speech probability of each frame
+        self.active = np.zeros(0, dtype=np.float32)  # sum over windows of the slots active on each frame
 
     def _grow(self, speakers: int, end: int) -> None:
         rows = max(speakers, self.sums.shape[0])
@@ -32,10 +33,13 @@ class Aggregator:
             self.linked = _padded(self.linked, rows, cols)
             self.counts = _padded(self.counts[None], 1, cols)[0]
             self.speech = _padded(self.speech[None], 1, cols)[0]
+            self.active = _padded(self.active[None], 1, cols)[0]
 
-    def add(self, start: int, tracks: dict[int, np.ndarray], speakers: int, speech: np.ndarray | None = None) -> None:
-        """Add one window starting at absolute frame `start`: speaker index -> activity (T,), and
-        the speech probability of its frames (T,) (a frame's is the same in every window)."""
+    def add(self, start: int, tracks: dict[int, np.ndarray], speakers: int, speech: np.ndarray | None = None,
+            active_slots: np.ndarray | None = None) -> None:
+        """Add one window starting at absolute frame `start`: speaker index -> activity (T,), the
+        speech probability of its frames (T,) (a frame's is the same in every window), and how many
+        of its slots, linked or not, are active on each frame (T,)."""
         lo = max(start, self.base)
         end = start + self.window_frames
         self._grow(speakers, end)
@@ -43,6 +47,8 @@ class Aggregator:
         self.counts[lo - self.base : end - self.base] += 1
         if speech is not None:
             self.speech[lo - self.base : end - self.base] = speech[cut:]
+        if active_slots is not None:
+            self.active[lo - self.base : end - self.base] += active_slots[cut:]
         for spk, track in tracks.items():
             self.sums[spk, lo - self.base : end - self.base] += track[cut:]
             self.linked[spk, lo - self.base : end - self.base] += 1
@@ -69,6 +75,16 @@ class Aggregator:
             out[lo - start : hi - start] = self.speech[lo - self.base : hi - self.base]
         return out
 
+    def speaker_count(self, start: int, end: int) -> np.ndarray:
+        """(end-start,) mean number of active slots over the windows that covered each frame; 0 on
+        frames no window has covered. Unlike the per-speaker averages it does not depend on linking."""
+        out = np.zeros(end - start, dtype=np.float32)
+        lo, hi = max(start, self.base), min(end, self.base + self.active.size)
+        if hi > lo:
+            a, b = lo - self.base, hi - self.base
+            out[lo - start : hi - start] = self.active[a:b] / np.maximum(self.counts[a:b], 1)
+        return out
+
     def forget_before(self, frame: int) -> None:
         drop = frame - self.base
         if drop > 0:
@@ -76,6 +92,7 @@ class Aggregator:
             self.linked = self.linked[:, drop:]
             self.counts = self.counts[drop:]
             self.speech = self.speech[drop:]
+            self.active = self.active[drop:]
             self.base = frame
 
 

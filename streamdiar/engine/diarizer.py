@@ -15,7 +15,7 @@ import torch
 from streamdiar.audio import SAMPLE_RATE, sanitize
 from streamdiar.config import Config, TrackerConfig, load_config
 from streamdiar.engine.aggregate import Aggregator
-from streamdiar.engine.labels import Segment, Segmenter
+from streamdiar.engine.labels import Segment, Segmenter, keep_counted
 from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import CohortNorm, Tracker
@@ -157,18 +157,24 @@ class Diarizer:
         assignment = s.tracker.assign(activity, embeddings, confidence, history, weight)
         tracks = {int(spk): activity[slot] for slot, spk in enumerate(assignment.speakers) if spk >= 0}
         speakers = len(s.tracker.speakers)
-        s.aggregator.add(start, tracks, speakers, speech)
+        s.aggregator.add(start, tracks, speakers, speech, (activity >= self.config.labels.onset).sum(axis=0))
         finals: list[Segment] = []
         first = s.segmenter.next_frame
         if final_upto > first:
-            act, _ = s.aggregator.mean(first, final_upto, speakers)
+            act = self._activity(s, first, final_upto, speakers)
             speech_ahead = s.aggregator.speech_between(first, final_upto + s.segmenter.trim_frames)
             finals = s.segmenter.finalize(first, act, s.labels, speech_ahead)
         upto = max(final_upto, s.segmenter.next_frame)
-        act, _ = s.aggregator.mean(upto, s.ring.count, speakers)
-        provisional = s.segmenter.provisional(upto, act, s.labels)
+        provisional = s.segmenter.provisional(upto, self._activity(s, upto, s.ring.count, speakers), s.labels)
         s.aggregator.forget_before(min(s.segmenter.next_frame, s.ring.count - window))
         return finals, provisional
+
+    def _activity(self, s: StreamState, start: int, end: int, speakers: int) -> np.ndarray:
+        """(speakers, end-start) aggregated activity, limited to the frames' speaker count."""
+        act, _ = s.aggregator.mean(start, end, speakers)
+        if self.config.labels.count_speakers:
+            act = keep_counted(act, s.aggregator.speaker_count(start, end))
+        return act
 
 
 def closing_segments(s: StreamState, end_s: float) -> list[Segment]:

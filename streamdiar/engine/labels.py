@@ -11,6 +11,20 @@ from streamdiar.config import LabelConfig
 FILL_CLAIM = 0.1  # a speaker with at least this activity on a speech frame nobody took has a claim to it
 
 
+def keep_counted(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Activity (S, T) with all but the round(count[t]) most active speakers of each frame zeroed.
+
+    The count (how many slots the windows found active on the frame) does not depend on linking,
+    while a speaker's activity does: a voice linked to speaker A in some windows and to B in
+    others can leave both A and B above the onset where one person speaks (pyannote's offline
+    pipeline counts speakers the same way)."""
+    if activity.shape[0] < 2:
+        return activity
+    keep = np.floor(count + 0.5)
+    rank = np.argsort(np.argsort(-activity, axis=0, kind="stable"), axis=0, kind="stable")
+    return np.where(rank < keep, activity, 0.0).astype(activity.dtype)
+
+
 @dataclass(frozen=True)
 class Segment:
     speaker: str
