@@ -89,6 +89,9 @@ class TrackerConfig:
     continuity_weight: float = 0.0
     continuity_accept: float = 0.5
     known_similarity: float = 0.87  # an enrolled name needs this (cohort-normalised) voice score to the enrolment (else: anonymous)
+    final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
+    final_name_similarity: float = 0.88  # ...a piece scoring this against an enrolment gets that name
+    final_unname_similarity: float = 0.85  # ...a piece the tracker named that scores below this against it loses the name
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
@@ -97,7 +100,7 @@ class TrackerConfig:
 
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
-                     "continuity_accept", "known_similarity"):
+                     "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")

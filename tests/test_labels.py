@@ -102,3 +102,20 @@ def test_aggregator_counts_active_slots_per_frame_over_windows():
     np.testing.assert_allclose(agg.speaker_count(0, 7), [1, 2, 0.5, 1, 1, 3, 0])
     agg.forget_before(3)
     np.testing.assert_allclose(agg.speaker_count(0, 6), [0, 0, 0, 1, 1, 3])
+
+
+def test_segments_collect_the_voices_of_their_solo_speech_frames_in_pieces():
+    seen = []
+    seg = Segmenter(LabelConfig(onset=0.5, min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0), HOP,
+                    namer=lambda segment, pieces: seen.append((segment, pieces)) or [segment])
+    act = np.zeros((2, 30))
+    act[0, 0:25] = 0.9  # A speaks for 2.5 s ...
+    act[1, 5:8] = 0.9  # ... B overlaps at frames 5-7: not solo
+    voices = np.ones((30, 4))
+    voices[10] = np.nan  # no speech by Silero there
+    out = seg.finalize(0, act, ["A", "B"], voices=voices) + seg.close_all(["A", "B"])
+    pieces = {s.speaker: p for s, p in seen}
+    assert [(p.start, p.frames) for p in pieces["A"]] == [(0, 16), (20, 5)]  # 25 frames - 3 overlapped - 1 silent
+    assert [(p.start, p.frames) for p in pieces["B"]] == [(5, 0)]
+    np.testing.assert_allclose(pieces["A"][0].total, np.full(4, 16.0))
+    assert {s.speaker for s in out} == {"A", "B"}

@@ -227,11 +227,9 @@ def _seconds(segments, label: str, turns) -> float:
     return sum(t.duration for t in turns.crop(mine, mode="intersection"))
 
 
-def test_an_enrolled_voice_is_named_in_a_real_recording(diarizer):
-    """sample.wav: one speaker enrolled from its first seconds of solo speech; most of what it
-    says afterwards carries its name."""
-    from pyannote.core import Segment as Span
-
+def _enrolled_sam(diarizer):
+    """sample.wav's second speaker enrolled as "Sam" from its first 4 s of solo speech; returns the
+    profile, the reference, and when the enrolment audio ends."""
     from streamdiar.audio import SAMPLE_RATE, load_audio
     from streamdiar.speakers import enroll
 
@@ -241,17 +239,25 @@ def test_an_enrolled_voice_is_named_in_a_real_recording(diarizer):
     other = reference.label_timeline(sorted(reference.labels())[0]).support()
     solo = reference.label_timeline(target).support().extrude(other)
     turns, taken = [], 0.0
-    for turn in solo:  # the first 4 s of solo turns enroll the voice
+    for turn in solo:
         if taken >= 4.0:
             break
         end = min(turn.end, turn.start + 4.0 - taken)
         turns.append(audio[int(turn.start * SAMPLE_RATE) : int(end * SAMPLE_RATE)])
         taken += end - turn.start
-    enrolled_until = end
     e = enroll(diarizer.featurizer, [np.concatenate(turns)])
-    profile = make_profile("Sam", e.embeddings, e.speech_s, ["sample.wav"], diarizer.featurizer.config)
+    return make_profile("Sam", e.embeddings, e.speech_s, ["sample.wav"], diarizer.featurizer.config), reference, end
+
+
+def test_an_enrolled_voice_is_named_in_a_real_recording(diarizer):
+    """sample.wav: one speaker enrolled from its first seconds of solo speech; most of what it
+    says afterwards carries its name."""
+    from pyannote.core import Segment as Span
+
+    profile, reference, enrolled_until = _enrolled_sam(diarizer)
+    path, _ = _sample_reference()
     _, finals = asyncio.run(diarize_file(diarizer, path, prepare=lambda s: apply_to_stream(s, [profile])))
-    later = reference.label_timeline(target).support().crop(Span(enrolled_until, 30.0))
+    later = reference.label_timeline(sorted(reference.labels())[1]).support().crop(Span(enrolled_until, 30.0))
     assert _seconds(finals, "Sam", later) >= 0.5 * later.duration()
 
 
@@ -271,3 +277,95 @@ def test_voices_that_are_not_there_stay_anonymous_in_a_real_recording(diarizer):
     total = sum(s.end - s.start for s in finals)
     named = sum(s.end - s.start for s in finals if not s.speaker.startswith("SPEAKER_"))
     assert total > 5.0 and named <= 0.1 * total
+
+
+def test_final_naming_on_real_look_alike_voices_keeps_the_enrolled_speakers_time(diarizer):
+    """sample.wav's two voices, in one room, score alike against Sam's enrolment (the tracker
+    already names most of the other voice Sam): naming final segments again must not take time
+    from Sam. Telling such voices apart is the speaker encoder's limit, not the namer's."""
+    from pyannote.core import Segment as Span
+
+    profile, reference, enrolled_until = _enrolled_sam(diarizer)
+    path, _ = _sample_reference()
+    own = reference.label_timeline(sorted(reference.labels())[1]).support().crop(Span(enrolled_until, 30.0))
+    base = diarizer.config
+    seconds = {}
+    try:
+        for naming in (True, False):
+            diarizer.config = dataclasses.replace(base, tracker=dataclasses.replace(base.tracker, final_naming=naming))
+            _, finals = asyncio.run(diarize_file(diarizer, path, prepare=lambda s: apply_to_stream(s, [profile])))
+            seconds[naming] = _seconds(finals, "Sam", own)
+    finally:
+        diarizer.config = base
+    assert seconds[True] >= seconds[False] >= 0.5 * own.duration(), seconds
+
+
+def _conversation(diarizer, seed: int):
+    """Held-out LibriSpeech voices (the training split's): two enrolled from 5 s of their recording,
+    the rest of it and a third, unenrolled voice in a simulated conversation."""
+    from streamdiar.audio import SAMPLE_RATE
+    from streamdiar.speakers import enroll
+    from streamdiar.train.corpus import vad_masks
+    from streamdiar.train.simulate import SimulationConfig, Utterance, load_speakers, simulate, split_speakers
+    from tests.conftest import SPEAKERS
+
+    _, held = split_speakers(load_speakers(SPEAKERS), 40, 7)
+    rng = np.random.default_rng(seed)
+    long = [u for u in held if u.audio.size > 15 * SAMPLE_RATE]
+    chosen = [long[i] for i in rng.choice(len(long), size=3, replace=False)]
+    cut = 5 * SAMPLE_RATE
+    profiles, pool = [], []
+    for i, utt in enumerate(chosen):
+        audio = utt.audio[cut:] if i < 2 else utt.audio
+        if i < 2:
+            e = enroll(diarizer.featurizer, [utt.audio[:cut]])
+            profiles.append(make_profile(f"N{utt.speaker}", e.embeddings, e.speech_s, [utt.speaker], diarizer.featurizer.config))
+        pool.append(Utterance(utt.speaker, audio, vad_masks(diarizer.featurizer, [audio])[0]))
+    conv = simulate(rng, pool, SimulationConfig(min_duration_s=60, max_duration_s=60, speaker_counts=(3,),
+                                                speaker_count_weights=(1.0,), reverb_probability=0.0, noise_probability=0.0))
+    return conv, profiles
+
+
+def _named_shares(finals, conv, names: set[str]) -> tuple[float, float]:
+    """(share of the enrolled voices' solo speech under their own name, share of the unenrolled
+    voice's solo speech under any name), at 10 ms."""
+    from streamdiar.train.simulate import SPEECH_RES
+
+    res = SPEECH_RES / 16000
+    solo = conv.activity.sum(axis=0) == 1
+    own = hit = other = named = 0.0
+    for k, spk in enumerate(conv.speakers):
+        mine = conv.activity[k] & solo
+        label = np.zeros(mine.size, dtype=bool)
+        any_name = np.zeros(mine.size, dtype=bool)
+        for seg in finals:
+            span = slice(int(round(seg.start / res)), int(round(seg.end / res)))
+            label[span] |= seg.speaker == f"N{spk}"
+            any_name[span] |= seg.speaker in names
+        if f"N{spk}" in names:
+            own, hit = own + mine.sum(), hit + (mine & label).sum()
+        else:
+            other, named = other + mine.sum(), named + (mine & any_name).sum()
+    return hit / own, named / other
+
+
+def test_final_naming_names_more_enrolled_speech_in_simulated_conversations(diarizer):
+    """Two simulated three-person conversations of voices training never heard: naming final
+    segments from their own voice gives the enrolled speakers more of their speech by name, while
+    the unenrolled voice stays (almost) nameless."""
+    base = diarizer.config
+    shares = {True: [], False: []}
+    try:
+        for seed in (1, 2):
+            conv, profiles = _conversation(diarizer, seed)
+            names = {p.name for p in profiles}
+            for naming in (True, False):
+                diarizer.config = dataclasses.replace(base, tracker=dataclasses.replace(base.tracker, final_naming=naming))
+                stream = diarizer.open_stream(f"conv{seed}")
+                apply_to_stream(stream, profiles)
+                finals = list(stream.push(conv.audio).final) + list(stream.finish().final)
+                shares[naming].append(_named_shares(finals, conv, names))
+    finally:
+        diarizer.config = base
+    on, off = np.mean(shares[True], axis=0), np.mean(shares[False], axis=0)
+    assert on[0] > off[0] + 0.05 and on[1] < 0.1, shares

@@ -13,14 +13,16 @@ import numpy as np
 import torch
 
 from streamdiar.audio import SAMPLE_RATE, sanitize
-from streamdiar.config import Config, TrackerConfig, load_config
+from streamdiar.config import Config, LabelConfig, TrackerConfig, load_config
 from streamdiar.engine.aggregate import Aggregator
 from streamdiar.engine.labels import Segment, Segmenter, keep_counted
+from streamdiar.engine.naming import SegmentNamer
 from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import CohortNorm, Tracker
 from streamdiar.engine.windows import FrameRing
-from streamdiar.features import FEATURE_DIM, VAD_MAX_COLUMN, FrameFeaturizer
+from streamdiar.features import FEATURE_DIM, SPEECH_PROBABILITY, VAD_MAX_COLUMN, VAD_MEAN_COLUMN, FrameFeaturizer
+from streamdiar.features.speaker_encoder import EMBED_DIM
 from streamdiar.model import load_weighter
 
 
@@ -48,13 +50,14 @@ class Diarizer:
     # -- streams ----------------------------------------------------------------------------
     def open_stream(self, uri: str = "stream", record_features: bool = False, record_steps: bool = False) -> "Stream":
         cfg = self.config
+        tracker = self.new_tracker(cfg.tracker)
         state = StreamState(
             uri=uri,
             features=self.featurizer.new_state(),
             ring=FrameRing(self.model_config.window_frames, FEATURE_DIM),
-            tracker=self.new_tracker(cfg.tracker),
+            tracker=tracker,
             aggregator=Aggregator(self.model_config.window_frames, cfg.labels.unlinked_weight),
-            segmenter=Segmenter(cfg.labels, self.hop_s),
+            segmenter=self.new_segmenter(cfg.labels, tracker),
             feature_log=[] if record_features else None,
             step_log=[] if record_steps else None,
         )
@@ -62,6 +65,9 @@ class Diarizer:
 
     def new_tracker(self, config: TrackerConfig) -> Tracker:
         return Tracker(config, self.hop_s, norm=self._cohort_norm(config.cohort_top_k))
+
+    def new_segmenter(self, config: LabelConfig, tracker: Tracker) -> Segmenter:
+        return Segmenter(config, self.hop_s, namer=SegmentNamer(tracker, tracker.config, self.hop_s))
 
     def _cohort_norm(self, top_k: int) -> CohortNorm | None:
         """One CohortNorm per top-k, shared by every stream: its cohort statistics never change."""
@@ -163,11 +169,20 @@ class Diarizer:
         if final_upto > first:
             act = self._activity(s, first, final_upto, speakers)
             speech_ahead = s.aggregator.speech_between(first, final_upto + s.segmenter.trim_frames)
-            finals = s.segmenter.finalize(first, act, s.labels, speech_ahead)
+            finals = s.segmenter.finalize(first, act, s.labels, speech_ahead, self._voices(s, first, final_upto))
         upto = max(final_upto, s.segmenter.next_frame)
         provisional = s.segmenter.provisional(upto, self._activity(s, upto, s.ring.count, speakers), s.labels)
         s.aggregator.forget_before(min(s.segmenter.next_frame, s.ring.count - window))
         return finals, provisional
+
+    def _voices(self, s: StreamState, start: int, end: int) -> np.ndarray | None:
+        """(end-start, D) speaker vectors of final frames for the namer, NaN where Silero hears no
+        speech; None when no one is enrolled (nothing to name) or the frames left the window."""
+        window, first = s.ring.window()
+        if s.segmenter.namer is None or not s.segmenter.namer.active or start < first:
+            return None
+        frames = window[start - first : end - first]
+        return np.where(frames[:, VAD_MEAN_COLUMN:VAD_MEAN_COLUMN + 1] >= SPEECH_PROBABILITY, frames[:, :EMBED_DIM], np.nan)
 
     def _activity(self, s: StreamState, start: int, end: int, speakers: int) -> np.ndarray:
         """(speakers, end-start) aggregated activity, limited to the frames' speaker count."""

@@ -2,13 +2,15 @@
 that show who is speaking in the newest audio and may still be revised."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from streamdiar.config import LabelConfig
 
 FILL_CLAIM = 0.1  # a speaker with at least this activity on a speech frame nobody took has a claim to it
+PIECE_S = 2.0  # final segments are named per piece of this length (engine/naming.py): turns are ~2.5 s, and a long segment may hold two people
 
 
 def keep_counted(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -38,11 +40,30 @@ class Segment:
 
 
 @dataclass
+class VoicePiece:
+    """The summed speaker vectors of the solo speech frames of one piece of an open segment."""
+
+    start: int  # first frame of the piece (the segment's first frame for its first piece)
+    total: np.ndarray | None = None
+    frames: int = 0
+
+    def add(self, vector: np.ndarray) -> None:
+        self.total = vector.astype(np.float64) if self.total is None else self.total + vector
+        self.frames += 1
+
+    def absorb(self, other: "VoicePiece") -> None:
+        if other.total is not None:
+            self.total = other.total.copy() if self.total is None else self.total + other.total
+            self.frames += other.frames
+
+
+@dataclass
 class _Open:
     start: int
     last_active: int
     activity_sum: float
     frames: int
+    pieces: list[VoicePiece] = field(default_factory=list)
 
 
 class Segmenter:
@@ -56,9 +77,12 @@ class Segmenter:
     hangover and room reverberation outlast the words.
     """
 
-    def __init__(self, config: LabelConfig, frame_hop_s: float):
+    def __init__(self, config: LabelConfig, frame_hop_s: float,
+                 namer: Callable[[Segment, list[VoicePiece]], list[Segment]] | None = None):
         self.config = config
         self.hop = frame_hop_s
+        self.namer = namer  # renames a closing segment from its voice pieces (engine/naming.py)
+        self.piece_frames = int(round(PIECE_S / frame_hop_s))
         self.gap_frames = int(round(config.min_gap_s / frame_hop_s))
         self.min_frames = int(round(config.min_segment_s / frame_hop_s))
         self.trim_frames = int(round(config.fill_trim_s / frame_hop_s))
@@ -66,14 +90,19 @@ class Segmenter:
         self.next_frame = 0  # first frame not yet final
         self.last_speaker: int | None = None  # the speaker heard last on the final frames (speech fill)
 
-    def finalize(self, start: int, activity: np.ndarray, labels: list[str], speech: np.ndarray | None = None
-                 ) -> list[Segment]:
+    def finalize(self, start: int, activity: np.ndarray, labels: list[str], speech: np.ndarray | None = None,
+                 voices: np.ndarray | None = None) -> list[Segment]:
         """Consume final frames [start, start + T) of activity (S, T); return closed segments.
-        `speech`: the frames' speech probability, and `trim_frames` more after them (speech fill)."""
+        `speech`: the frames' speech probability, and `trim_frames` more after them (speech fill).
+        `voices`: (T, D) the frames' speaker vectors, NaN rows where there is no speech; a frame
+        with one speaker adds its vector to that speaker's open segment (for the namer)."""
         assert start == self.next_frame, "final frames must arrive in order"
         out = []
         onset = self.config.onset
         activity, self.last_speaker = self._filled(activity, speech, self.last_speaker)
+        solo = (activity >= onset).sum(axis=0) == 1
+        if voices is not None:
+            solo &= ~np.isnan(voices).any(axis=1)
         for t in range(activity.shape[1]):
             frame = start + t
             for spk in range(activity.shape[0]):
@@ -81,11 +110,15 @@ class Segmenter:
                 seg = self.open.get(spk)
                 if value >= onset:
                     if seg is None:
-                        self.open[spk] = _Open(frame, frame, value, 1)
+                        seg = self.open[spk] = _Open(frame, frame, value, 1, [VoicePiece(frame)])
                     else:
                         seg.last_active = frame
                         seg.activity_sum += value
                         seg.frames += 1
+                    if voices is not None and solo[t]:
+                        if frame - seg.pieces[-1].start >= self.piece_frames:
+                            seg.pieces.append(VoicePiece(frame))
+                        seg.pieces[-1].add(voices[t])
                 elif seg is not None and frame - seg.last_active > self.gap_frames:
                     out.extend(self._close(spk, labels))
         self.next_frame = start + activity.shape[1]
@@ -138,5 +171,6 @@ class Segmenter:
         seg = self.open.pop(spk)
         if seg.last_active - seg.start + 1 < self.min_frames:
             return []
-        return [Segment(labels[spk], round(seg.start * self.hop, 3), round((seg.last_active + 1) * self.hop, 3),
-                        round(seg.activity_sum / seg.frames, 3), True)]
+        closed = Segment(labels[spk], round(seg.start * self.hop, 3), round((seg.last_active + 1) * self.hop, 3),
+                         round(seg.activity_sum / seg.frames, 3), True)
+        return self.namer(closed, seg.pieces) if self.namer is not None else [closed]

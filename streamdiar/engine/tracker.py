@@ -23,7 +23,7 @@ from streamdiar.config import TrackerConfig
 EPS = 1e-8
 
 
-def _normalise(v: np.ndarray) -> np.ndarray:
+def normalise(v: np.ndarray) -> np.ndarray:
     return v / (np.linalg.norm(v, axis=-1, keepdims=True) + EPS)
 
 
@@ -39,7 +39,7 @@ class Speaker:
 
     @property
     def prototype(self) -> np.ndarray:
-        return _normalise(self.prototype_sum)
+        return normalise(self.prototype_sum)
 
     def similarity(self, embeddings: np.ndarray, top_k: int) -> np.ndarray:
         """(n, D) -> (n,) best of prototype cosine and mean top-k memory cosine."""
@@ -56,7 +56,7 @@ class Speaker:
         was matched to in the conversation (maybe another voice mixed into a slot) cannot vouch
         for the name."""
         enrolled = np.stack(self.memory[: self.enrolled_count])
-        proto = embeddings @ _normalise(enrolled.sum(axis=0))
+        proto = embeddings @ normalise(enrolled.sum(axis=0))
         sims = embeddings @ enrolled.T
         top = -np.sort(-sims, axis=1)[:, : min(top_k, sims.shape[1])].mean(axis=1)
         return np.maximum(proto, top)
@@ -85,7 +85,7 @@ class CohortNorm:
     """
 
     def __init__(self, cohort: np.ndarray, top_k: int):
-        self.cohort = _normalise(np.asarray(cohort, dtype=np.float64))
+        self.cohort = normalise(np.asarray(cohort, dtype=np.float64))
         self.top_k = max(2, min(top_k, len(self.cohort) - 1))
         # the cohort against itself (leaving each voice's own entry out) is the typical voice
         mean, std = self._stats(self.cohort, skip=1)
@@ -124,7 +124,7 @@ class Tracker:
     # -- enrolment and hints ----------------------------------------------------------------
     def add_known(self, name: str, embeddings: np.ndarray) -> None:
         """Seed a named speaker from enrolment embeddings (n, D)."""
-        embeddings = _normalise(np.atleast_2d(embeddings))
+        embeddings = normalise(np.atleast_2d(embeddings))
         self.speakers.append(Speaker(name, embeddings.sum(axis=0), list(embeddings), [1.0] * len(embeddings),
                                      enrolled=True, enrolled_count=len(embeddings)))
 
@@ -159,7 +159,7 @@ class Tracker:
         candidates = np.flatnonzero((confidence >= cfg.confidence_gate) & (mass_s >= cfg.min_slot_s))
         if candidates.size == 0:
             return SlotAssignment(result)
-        emb = _normalise(embeddings[candidates])
+        emb = normalise(embeddings[candidates])
         voice = np.zeros((candidates.size, len(self.speakers)))
         for j, spk in enumerate(self.speakers):
             voice[:, j] = spk.similarity(emb, cfg.top_k)
@@ -211,7 +211,7 @@ class Tracker:
             min_s = cfg.min_slot_s if not self.speakers else cfg.new_speaker_min_s
             can_open = self.heard() < self.max_speakers and mass_s[slot] >= min_s
             if best < threshold and can_open:
-                self.speakers.append(Speaker(self._new_label(), np.zeros(emb.shape[1])))
+                self.speakers.append(Speaker(self.new_label(), np.zeros(emb.shape[1])))
                 result[slot] = len(self.speakers) - 1
             elif voice.shape[1]:
                 # not confident enough for a new voice: give it to the closest speaker not
@@ -225,7 +225,7 @@ class Tracker:
         for slot in np.flatnonzero(result >= 0):
             spk = self.speakers[result[slot]]
             weight = float(confidence[slot] * mass_s[slot])
-            spk.remember(_normalise(embeddings[slot]), weight, cfg.memory_size)
+            spk.remember(normalise(embeddings[slot]), weight, cfg.memory_size)
             spk.seconds += float(mass_s[slot])
         return SlotAssignment(result)
 
@@ -244,7 +244,7 @@ class Tracker:
         defined = np.repeat((a.sum(axis=1) * self.hop >= self.config.min_slot_s)[:, None], s, axis=1)
         return dice, defined
 
-    def _new_label(self) -> str:
+    def new_label(self) -> str:
         label = f"{self.prefix}{self._anonymous:02d}"
         self._anonymous += 1
         return label

@@ -23,6 +23,7 @@ from streamdiar.features.vad import CHUNK, CONTEXT, SileroVAD
 FEATURE_DIM = EMBED_DIM + 3
 # frame feature columns after the GE2E vector: Silero speech probability (mean, max over the frame), level
 VAD_MEAN_COLUMN, VAD_MAX_COLUMN, LEVEL_COLUMN = EMBED_DIM, EMBED_DIM + 1, EMBED_DIM + 2
+SPEECH_PROBABILITY = 0.5  # a frame whose mean VAD probability reaches this is speech (enrolment, naming)
 LEVEL_FLOOR_DB = -80.0
 ENCODER_BATCH = 1024  # sub-windows per LSTM call: bounds memory when a whole file arrives at once
 SIGNAL_BATCH = 64  # whole signals featurized together by `FrameFeaturizer.whole_signals`

@@ -10,7 +10,6 @@ import dataclasses
 from dataclasses import dataclass
 
 from streamdiar.config import Config, ConfigError, LabelConfig, TrackerConfig, from_dict
-from streamdiar.engine.labels import Segmenter
 from streamdiar.server.protocol import ProtocolError
 
 # bounds that keep one session's state small whatever a client asks for
@@ -74,9 +73,8 @@ def session_settings(base: Config, overrides: dict, allowed: frozenset[str]) -> 
 def apply_settings(stream, settings: SessionSettings) -> None:
     """Give a stream that has not received audio yet its own tracker and segmenter."""
     state = stream.state
-    hop = stream.diarizer.hop_s
     state.tracker = stream.diarizer.new_tracker(settings.tracker)
-    state.segmenter = Segmenter(settings.labels, hop)
+    state.segmenter = stream.diarizer.new_segmenter(settings.labels, state.tracker)
 
 
 def apply_counts(stream, settings: SessionSettings) -> None:

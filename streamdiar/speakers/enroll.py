@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamdiar.audio import AudioError
-from streamdiar.features import VAD_MEAN_COLUMN, FrameFeaturizer
+from streamdiar.features import SPEECH_PROBABILITY, VAD_MEAN_COLUMN, FrameFeaturizer
 from streamdiar.features.speaker_encoder import EMBED_DIM
 
-SPEECH_PROBABILITY = 0.5
 CHUNK_S = 4.0  # speech pooled per embedding: about what one 8-s window's slot pools
 MIN_SPEECH_S = 2.0  # less than this gives an embedding too noisy to recognise anyone by
 MAX_EMBEDDINGS = 24  # enrolled entries stay in the tracker's memory forever; leave room to adapt

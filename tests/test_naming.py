@@ -1,0 +1,66 @@
+"""Naming final segments piece by piece from their own solo speech (engine/naming.py)."""
+import numpy as np
+
+from streamdiar.config import TrackerConfig
+from streamdiar.engine.labels import Segment, VoicePiece
+from streamdiar.engine.naming import SegmentNamer
+from streamdiar.engine.tracker import Tracker
+
+RNG = np.random.default_rng(5)
+HOP = 0.1
+
+
+def _unit(dim: int = 256) -> np.ndarray:
+    v = RNG.standard_normal(dim)
+    return v / np.linalg.norm(v)
+
+
+def _piece(start: int, voice: np.ndarray, frames: int) -> VoicePiece:
+    piece = VoicePiece(start)
+    for _ in range(frames):
+        piece.add(voice + 0.05 * _unit())
+    return piece
+
+
+def _namer(**config):
+    tracker = Tracker(TrackerConfig(**config), HOP)  # raw cosine: no cohort
+    ann, bob = _unit(), _unit()
+    tracker.add_known("Ann", ann[None])
+    tracker.add_known("Bob", bob[None])
+    tracker.speakers.append(tracker.speakers[0].__class__("SPEAKER_00", np.zeros(256)))
+    tracker.new_label()
+    return SegmentNamer(tracker, tracker.config, HOP), ann, bob
+
+
+def test_each_piece_is_named_from_its_own_voice_and_equal_neighbours_merge():
+    namer, ann, _ = _namer()
+    stranger = _unit()
+    seg = Segment("SPEAKER_00", 0.0, 6.0, 0.8, True)
+    out = namer(seg, [_piece(0, ann, 15), _piece(20, ann, 12), _piece(40, stranger, 15)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 4.0), ("SPEAKER_00", 4.0, 6.0)]
+    assert all(s.final and s.confidence == 0.8 for s in out)
+
+
+def test_a_name_the_voice_does_not_bear_out_goes_to_one_anonymous_label():
+    namer, _, bob = _namer()
+    first = namer(Segment("Bob", 0.0, 2.0, 0.9, True), [_piece(0, _unit(), 15)])
+    second = namer(Segment("Bob", 5.0, 7.0, 0.9, True), [_piece(50, _unit(), 15)])
+    kept = namer(Segment("Bob", 9.0, 11.0, 0.9, True), [_piece(90, bob, 15)])
+    assert first[0].speaker == second[0].speaker == "SPEAKER_01"
+    assert kept[0].speaker == "Bob"
+
+
+def test_too_little_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
+    namer, ann, _ = _namer()
+    assert namer(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True), [_piece(0, ann, 3)])[0].speaker == "SPEAKER_00"
+    # the tail piece (frames 20-24, 0.5 s) is decided with the first: Ann's voice outweighs it
+    out = namer(Segment("SPEAKER_00", 0.0, 2.5, 0.7, True), [_piece(0, ann, 18), _piece(20, _unit(), 4)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 2.5)]
+
+
+def test_nothing_changes_without_enrolled_speakers_or_when_switched_off():
+    tracker = Tracker(TrackerConfig(), HOP)
+    seg = Segment("SPEAKER_00", 0.0, 2.0, 0.7, True)
+    assert SegmentNamer(tracker, tracker.config, HOP)(seg, [_piece(0, _unit(), 15)]) == [seg]
+    namer, ann, _ = _namer(final_naming=False)
+    assert namer(seg, [_piece(0, ann, 15)]) == [seg]
