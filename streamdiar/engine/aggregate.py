@@ -53,36 +53,40 @@ class Aggregator:
             self.sums[spk, lo - self.base : end - self.base] += track[cut:]
             self.linked[spk, lo - self.base : end - self.base] += 1
 
+    def _overlap(self, start: int, end: int) -> tuple[slice, slice] | None:
+        """Where frames [start, end) meet the kept columns: (slice of an output indexed from start,
+        slice of the kept arrays), or None if they do not meet."""
+        lo, hi = max(start, self.base), min(end, self.base + self.counts.size)
+        if hi <= lo:
+            return None
+        return slice(lo - start, hi - start), slice(lo - self.base, hi - self.base)
+
     def mean(self, start: int, end: int, speakers: int) -> tuple[np.ndarray, np.ndarray]:
         """(speakers, end-start) averaged activity and (end-start,) window counts; 0 where unseen."""
         out = np.zeros((speakers, end - start), dtype=np.float32)
         counts = np.zeros(end - start, dtype=np.float32)
-        lo, hi = max(start, self.base), min(end, self.base + self.counts.size)
-        if hi > lo:
-            a, b = lo - self.base, hi - self.base
-            counts[lo - start : hi - start] = self.counts[a:b]
+        if (span := self._overlap(start, end)) is not None:
+            dst, src = span
+            counts[dst] = self.counts[src]
             rows = min(speakers, self.sums.shape[0])
-            linked = self.linked[:rows, a:b]
-            weight = linked + self.unlinked_weight * (self.counts[a:b] - linked)
-            out[:rows, lo - start : hi - start] = self.sums[:rows, a:b] / np.maximum(weight, 1e-6)
+            linked = self.linked[:rows, src]
+            weight = linked + self.unlinked_weight * (self.counts[src] - linked)
+            out[:rows, dst] = self.sums[:rows, src] / np.maximum(weight, 1e-6)
         return out, counts
 
     def speech_between(self, start: int, end: int) -> np.ndarray:
         """(end-start,) speech probability; 0 on frames no window has covered."""
         out = np.zeros(end - start, dtype=np.float32)
-        lo, hi = max(start, self.base), min(end, self.base + self.speech.size)
-        if hi > lo:
-            out[lo - start : hi - start] = self.speech[lo - self.base : hi - self.base]
+        if (span := self._overlap(start, end)) is not None:
+            out[span[0]] = self.speech[span[1]]
         return out
 
     def speaker_count(self, start: int, end: int) -> np.ndarray:
         """(end-start,) mean number of active slots over the windows that covered each frame; 0 on
         frames no window has covered. Unlike the per-speaker averages it does not depend on linking."""
         out = np.zeros(end - start, dtype=np.float32)
-        lo, hi = max(start, self.base), min(end, self.base + self.active.size)
-        if hi > lo:
-            a, b = lo - self.base, hi - self.base
-            out[lo - start : hi - start] = self.active[a:b] / np.maximum(self.counts[a:b], 1)
+        if (span := self._overlap(start, end)) is not None:
+            out[span[0]] = self.active[span[1]] / np.maximum(self.counts[span[1]], 1)
         return out
 
     def forget_before(self, frame: int) -> None:

@@ -178,8 +178,10 @@ class Diarizer:
     def _voices(self, s: StreamState, start: int, end: int) -> np.ndarray | None:
         """(end-start, D) speaker vectors of final frames for the namer, NaN where Silero hears no
         speech; None when no one is enrolled (nothing to name) or the frames left the window."""
-        window, first = s.ring.window()
-        if s.segmenter.namer is None or not s.segmenter.namer.active or start < first:
+        if s.segmenter.namer is None or not s.segmenter.namer.active:
+            return None
+        window, first = s.ring.window()  # a copy: only when there is someone to name
+        if start < first:
             return None
         frames = window[start - first : end - first]
         return np.where(frames[:, VAD_MEAN_COLUMN:VAD_MEAN_COLUMN + 1] >= SPEECH_PROBABILITY, frames[:, :EMBED_DIM], np.nan)
