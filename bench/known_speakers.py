@@ -21,6 +21,7 @@ matter, counted separately). Test sets:
 
     .venv/bin/python bench/known_speakers.py [--conversations 24] [--sets recordings,rooms,sample,strangers] [--json OUT]
     .venv/bin/python bench/known_speakers.py --sweep 0.7,0.75,0.8,0.85   # tracker.known_similarity values
+    .venv/bin/python bench/known_speakers.py --seed 99 --sets recordings --sweep final_name_similarity=0.86,0.865
 """
 from __future__ import annotations
 
@@ -252,7 +253,7 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=24)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--enroll-s", type=float, default=ENROLL_S, help="seconds of each utterance kept for enrollment")
-    parser.add_argument("--sweep", help="comma-separated tracker.known_similarity values to compare")
+    parser.add_argument("--sweep", help="[FIELD=]V1,V2,...: values of a tracker setting to compare (default field: known_similarity)")
     parser.add_argument("--config", help="runtime config YAML (default: built-in defaults)")
     parser.add_argument("--weights", default="default", help="Weighter checkpoint (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=0)
@@ -273,15 +274,19 @@ def main() -> int:
             parser.error(f"--sets: unknown set {name!r} (recordings, rooms, sample, strangers)")
     print(f"test sets built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     base = diarizer.config.tracker
-    values = [float(v) for v in args.sweep.split(",")] if args.sweep else [base.known_similarity]
+    field, _, listed = (args.sweep or "").rpartition("=")
+    field = field or "known_similarity"
+    if not hasattr(base, field):
+        parser.error(f"--sweep: tracker has no setting {field!r}")
+    values = [float(v) for v in listed.split(",")] if listed else [getattr(base, field)]
     report = {"conversations": args.conversations, "enroll_s": args.enroll_s, "seed": args.seed, "runs": []}
     for value in values:
-        diarizer.config = dataclasses.replace(diarizer.config, tracker=replace(base, known_similarity=value))
-        run = {"known_similarity": value}
+        diarizer.config = dataclasses.replace(diarizer.config, tracker=replace(base, **{field: value}))
+        run = {field: value}
         for name, trials in sets.items():
             run[name] = evaluate(diarizer, trials)
             minutes = sum(t["audio"].size for t in trials) / SAMPLE_RATE / 60
-            print_summary(f"known_similarity {value:.2f}, {name}: {SET_TITLES[name]} ({len(trials)} files, {minutes:.1f} min)",
+            print_summary(f"{field} {value:.3f}, {name}: {SET_TITLES[name]} ({len(trials)} files, {minutes:.1f} min)",
                           run[name])
         report["runs"].append(run)
     if args.json:

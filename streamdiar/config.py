@@ -90,7 +90,7 @@ class TrackerConfig:
     continuity_accept: float = 0.5
     known_similarity: float = 0.87  # an enrolled name needs this (cohort-normalised) voice score to the enrolment (else: anonymous)
     final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
-    final_name_similarity: float = 0.88  # ...a piece scoring this against an enrolment gets that name
+    final_name_similarity: float = 0.865  # ...a piece scoring this against an enrolment gets that name
     final_unname_similarity: float = 0.85  # ...a piece the tracker named that scores below this against it loses the name
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)

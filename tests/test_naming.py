@@ -15,6 +15,12 @@ def _unit(dim: int = 256) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def _orthogonal(v: np.ndarray) -> np.ndarray:
+    u = _unit(v.size)
+    u -= (u @ v) * v
+    return u / np.linalg.norm(u)
+
+
 def _piece(start: int, voice: np.ndarray, frames: int) -> VoicePiece:
     piece = VoicePiece(start)
     for _ in range(frames):
@@ -41,6 +47,20 @@ def test_each_piece_is_named_from_its_own_voice_and_equal_neighbours_merge():
     assert all(s.final and s.confidence == 0.8 for s in out)
 
 
+def test_a_weak_piece_is_judged_with_its_neighbours_of_the_same_segment():
+    namer, ann, _ = _namer()
+    weak = 0.8 * ann + 0.6 * _orthogonal(ann)  # cosine 0.8 to Ann: below the threshold alone
+    alone = namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [_piece(0, weak, 10)])
+    assert alone[0].speaker == "SPEAKER_00"
+    flanked = namer(Segment("SPEAKER_00", 0.0, 3.0, 0.8, True),
+                    [_piece(0, ann, 10), _piece(10, weak, 10), _piece(20, ann, 10)])
+    assert [(s.speaker, s.start, s.end) for s in flanked] == [("Ann", 0.0, 3.0)]
+    # a different voice between two of Ann's pieces is not carried along
+    stranger = namer(Segment("SPEAKER_00", 0.0, 3.0, 0.8, True),
+                     [_piece(0, ann, 10), _piece(10, _unit(), 10), _piece(20, ann, 10)])
+    assert [s.speaker for s in stranger] == ["Ann", "SPEAKER_00", "Ann"]
+
+
 def test_a_name_the_voice_does_not_bear_out_goes_to_one_anonymous_label():
     namer, _, bob = _namer()
     first = namer(Segment("Bob", 0.0, 2.0, 0.9, True), [_piece(0, _unit(), 15)])
@@ -50,12 +70,14 @@ def test_a_name_the_voice_does_not_bear_out_goes_to_one_anonymous_label():
     assert kept[0].speaker == "Bob"
 
 
-def test_too_little_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
+def test_no_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
     namer, ann, _ = _namer()
-    assert namer(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True), [_piece(0, ann, 3)])[0].speaker == "SPEAKER_00"
-    # the tail piece (frames 20-24, 0.5 s) is decided with the first: Ann's voice outweighs it
-    out = namer(Segment("SPEAKER_00", 0.0, 2.5, 0.7, True), [_piece(0, ann, 18), _piece(20, _unit(), 4)])
-    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 2.5)]
+    assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [VoicePiece(0)])[0].speaker == "SPEAKER_00"
+    # one solo frame is judged: its vector is already the voice of a whole sub-window
+    assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [_piece(0, ann, 1)])[0].speaker == "Ann"
+    # the tail piece (frames 10-13, 0.4 s) is decided with the first: Ann's voice outweighs it
+    out = namer(Segment("SPEAKER_00", 0.0, 1.4, 0.7, True), [_piece(0, ann, 9), _piece(10, _unit(), 3)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 1.4)]
 
 
 def test_nothing_changes_without_enrolled_speakers_or_when_switched_off():

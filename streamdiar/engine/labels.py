@@ -10,7 +10,7 @@ import numpy as np
 from streamdiar.config import LabelConfig
 
 FILL_CLAIM = 0.1  # a speaker with at least this activity on a speech frame nobody took has a claim to it
-PIECE_S = 2.0  # final segments are named per piece of this length (engine/naming.py): turns are ~2.5 s, and a long segment may hold two people
+PIECE_S = 1.0  # final segments are named per piece of this length (engine/naming.py): a segment may hold two people, and a shorter piece spills less of one onto the other
 
 
 def keep_counted(activity: np.ndarray, count: np.ndarray) -> np.ndarray:

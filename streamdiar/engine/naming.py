@@ -4,10 +4,13 @@ The tracker names a speaker when a window's slot matches an enrolment, but a slo
 voices and a speaker linked across windows can gather several: a name given that way spreads onto
 other people, and an enrolled voice that the tracker first opened as an anonymous speaker stays
 anonymous. Once a segment is final its own frames say more. The GE2E vectors of the frames where
-it is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S` and scored
-against each enrolment exactly as slots are (test-normalised against the training voices). A piece
+it is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
+neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy
+voice, and its neighbours are most often the same person), and scored against each enrolment
+exactly as slots are (test-normalised against the training voices). A piece
 that matches an enrolment well gets that name; a piece the tracker named whose own voice clearly
-does not match loses the name. Provisional labels keep the tracker's names: they have no look-ahead.
+does not match loses the name. Even one solo frame is judged: its vector is the GE2E of a whole
+sub-window around it. Provisional labels keep the tracker's names: they have no look-ahead.
 """
 from __future__ import annotations
 
@@ -17,8 +20,7 @@ from streamdiar.config import TrackerConfig
 from streamdiar.engine.labels import PIECE_S, Segment, VoicePiece
 from streamdiar.engine.tracker import Tracker, normalise
 
-MIN_VOICE_S = 0.5  # a piece with less solo speech than this keeps the tracker's label
-
+NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice
 
 class SegmentNamer:
     """Splits a closing segment into pieces and names each from its own voice."""
@@ -28,7 +30,6 @@ class SegmentNamer:
         self.config = config
         self.hop = hop_s
         self.piece_frames = int(round(PIECE_S / hop_s))
-        self.min_frames = int(round(MIN_VOICE_S / hop_s))
         self._unnamed: dict[str, str] = {}  # enrolled name -> anonymous label for the pieces that lost it
 
     @property
@@ -44,18 +45,19 @@ class SegmentNamer:
         for i, piece in enumerate(pieces):
             start = segment.start if i == 0 else round(piece.start * self.hop, 3)
             end = segment.end if i == len(pieces) - 1 else round(pieces[i + 1].start * self.hop, 3)
-            name = self._name(segment.speaker, piece)
+            name = self._name(segment.speaker, piece, pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2])
             if out and out[-1].speaker == name:
                 out[-1] = Segment(name, out[-1].start, end, segment.confidence, True)
             elif end > start:
                 out.append(Segment(name, start, end, segment.confidence, True))
         return out
 
-    def _name(self, label: str, piece: VoicePiece) -> str:
-        if piece.frames < self.min_frames:
+    def _name(self, label: str, piece: VoicePiece, neighbours: list[VoicePiece]) -> str:
+        if piece.total is None:  # no solo speech: nothing to judge by
             return label
         enrolled = [s for s in self.tracker.speakers if s.enrolled]
-        voice = normalise(piece.total)[None]
+        total = piece.total + sum(NEIGHBOUR_WEIGHT * n.total for n in neighbours if n.total is not None)
+        voice = normalise(total)[None]
         scores = np.array([[s.enrolled_similarity(voice, self.config.top_k)[0] for s in enrolled]])
         if self.tracker.norm is not None:
             scores = self.tracker.norm(voice, scores)
