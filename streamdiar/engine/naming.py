@@ -7,10 +7,10 @@ anonymous. Once a segment is final its own frames say more. The GE2E vectors of 
 it is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
 neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy
 voice, and its neighbours are most often the same person), and scored against each enrolment
-exactly as slots are (test-normalised against the training voices). A piece
-that matches an enrolment well gets that name; a piece the tracker named whose own voice clearly
-does not match loses the name. Even one solo frame is judged: its vector is the GE2E of a whole
-sub-window around it. Provisional labels keep the tracker's names: they have no look-ahead.
+exactly as slots are (test-normalised against the training voices). A piece that matches an
+enrolment well gets that name; a piece the tracker named whose own voice clearly does not match
+loses the name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around
+it. Provisional labels keep the tracker's names: they have no look-ahead.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from streamdiar.engine.labels import PIECE_S, Segment, VoicePiece
 from streamdiar.engine.tracker import Tracker, normalise
 
 NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice
+
 
 class SegmentNamer:
     """Splits a closing segment into pieces and names each from its own voice."""
