@@ -100,6 +100,26 @@ async def test_capture_is_resampled_to_16k_without_loss():
     assert mic.dropped_s == 0
 
 
+async def test_audio_delivered_while_the_device_starts_is_kept():
+    # 6 s at 44.1 kHz is more samples than the 10-s queue holds at 16 kHz: the queue limit must
+    # be counted at the device's rate from the very first callback
+    audio = _device_audio(6.0)
+    fakes = []
+
+    class EagerStream(FakeInputStream):
+        def start(self) -> None:
+            self._play()  # PortAudio may call back before start() returns
+
+    def factory(**kwargs):
+        fakes.append(EagerStream(audio, DEVICE_RATE, **kwargs))
+        return fakes[-1]
+
+    mic = Microphone(MicOptions(), input_factory=factory)
+    captured = await _capture(mic, fakes)
+    assert mic.dropped_s == 0
+    assert abs(captured.size - resample(audio, DEVICE_RATE, SAMPLE_RATE).size) <= 1
+
+
 async def test_engine_falling_behind_drops_oldest_audio_and_counts_it():
     audio = _device_audio(8.0)
     fakes = []

@@ -81,11 +81,16 @@ class Microphone:
         self._arrived = asyncio.Event()
         stream = self._open()
         try:
+            # known before the first callback: the queue limit is counted in device samples
             self.samplerate = float(stream.samplerate)
             self._resample = StreamResampler(int(round(self.samplerate)))
+            stream.start()
         except AudioError as exc:
             stream.close()
             raise MicrophoneError(f"microphone: {exc}") from None
+        except Exception as exc:  # PortAudioError on start
+            stream.close()
+            raise MicrophoneError(f"microphone: {_describe(exc)}") from None
         self._stream = stream
 
     async def blocks(self, stop: asyncio.Event) -> AsyncIterator[np.ndarray]:
@@ -120,14 +125,12 @@ class Microphone:
         # the device's own rate (resampled here) and PortAudio's preferred block size: what
         # every device supports, with the lowest latency it offers
         try:
-            stream = self.input_factory(device=self.options.device, channels=1, dtype="float32", samplerate=None,
-                                        blocksize=0, callback=self._callback)
-            stream.start()
+            return self.input_factory(device=self.options.device, channels=1, dtype="float32", samplerate=None,
+                                      blocksize=0, callback=self._callback)
         except MicrophoneError:
             raise
         except Exception as exc:  # PortAudioError, ValueError (bad device/rate): all one line for the user
             raise MicrophoneError(f"microphone: {_describe(exc)}") from None
-        return stream
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         """PortAudio's thread: keep a copy and wake the event loop."""
