@@ -44,17 +44,14 @@ class VoicePiece:
     """The summed speaker vectors of the solo speech frames of one piece of an open segment."""
 
     start: int  # first frame of the piece (the segment's first frame for its first piece)
-    total: np.ndarray | None = None
-    frames: int = 0
+    total: np.ndarray | None = None  # None while the piece has no solo speech frame
 
     def add(self, vector: np.ndarray) -> None:
         self.total = vector.astype(np.float64) if self.total is None else self.total + vector
-        self.frames += 1
 
     def absorb(self, other: "VoicePiece") -> None:
         if other.total is not None:
             self.total = other.total.copy() if self.total is None else self.total + other.total
-            self.frames += other.frames
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from streamdiar.audio import SAMPLE_RATE, AudioError, StreamResampler
+from streamdiar.audio import SAMPLE_RATE, StreamResampler
 
 QUEUE_S = 10.0
 
@@ -85,10 +85,7 @@ class Microphone:
             self.samplerate = float(stream.samplerate)
             self._resample = StreamResampler(int(round(self.samplerate)))
             stream.start()
-        except AudioError as exc:
-            stream.close()
-            raise MicrophoneError(f"microphone: {exc}") from None
-        except Exception as exc:  # PortAudioError on start
+        except Exception as exc:  # AudioError (unusable rate), PortAudioError on start
             stream.close()
             raise MicrophoneError(f"microphone: {_describe(exc)}") from None
         self._stream = stream
