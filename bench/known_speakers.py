@@ -55,6 +55,7 @@ MIN_CONVERSATION_S = 5.0  # an enrolled speaker's utterance left for the convers
 STRANGERS = 10  # enrolled voices that are in none of the real recordings
 SAMPLE_ENROLL_S = 4.0  # seconds of solo turns enrolled from the 30-s real recording
 NAMED_TARGET, UNKNOWN_TARGET = 0.90, 0.05
+MIN_JUDGED_S = 1.0  # per-speaker figures leave out speakers with less speech than this in a conversation
 CATEGORIES = ("right", "other_name", "anonymous", "missed")
 SET_TITLES = {
     "recordings": "conversations of the held-out speakers' recordings as recorded (turns, overlap, levels)",
@@ -210,20 +211,22 @@ def summarise(results: list[list[dict]]) -> dict:
             total = {c: sum(r[c] for r in rows) for c in CATEGORIES}
             speech = sum(total.values())
             labelled = speech - total["missed"]
+            # a speaker the simulated turns left (almost) no such speech has no share to judge
+            judged = [r for r in rows if sum(r.values()) >= MIN_JUDGED_S] or rows
             if role == "enrolled":
                 hit = total["right"]
-                per = [r["right"] / max(sum(r.values()), 1e-9) for r in rows]
+                per = [r["right"] / max(sum(r.values()), 1e-9) for r in judged]
                 passing = float(np.mean([p >= NAMED_TARGET for p in per]))
             else:
                 hit = total["other_name"]
-                per = [r["other_name"] / max(sum(r.values()), 1e-9) for r in rows]
+                per = [r["other_name"] / max(sum(r.values()), 1e-9) for r in judged]
                 passing = float(np.mean([p < UNKNOWN_TARGET for p in per]))
             out[f"{role}_{part}"] = {
                 "speech_s": round(speech, 1), **{c: round(v, 1) for c, v in total.items()},
                 "share_of_speech": round(hit / max(speech, 1e-9), 4),
                 "share_of_labelled": round(hit / max(labelled, 1e-9), 4),
                 "worst_speaker": round(min(per) if role == "enrolled" else max(per), 4),
-                "speakers_meeting_target": round(passing, 3), "speakers": len(rows)}
+                "speakers_meeting_target": round(passing, 3), "speakers": len(judged)}
     return out
 
 

@@ -90,8 +90,9 @@ class TrackerConfig:
     continuity_accept: float = 0.5
     known_similarity: float = 0.87  # an enrolled name needs this (cohort-normalised) voice score to the enrolment (else: anonymous)
     final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
-    final_name_similarity: float = 0.865  # ...a piece scoring this against an enrolment gets that name
-    final_unname_similarity: float = 0.85  # ...a piece the tracker named that scores below this against it loses the name
+    final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
+    final_unname_similarity: float = 0.835  # ...a piece the tracker named that scores below this against it loses the name
+    final_frame_similarity: float = 0.72  # ...and a solo frame of a named piece scoring below this against it does too
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
@@ -100,7 +101,8 @@ class TrackerConfig:
 
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
-                     "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity"):
+                     "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
+                     "final_frame_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")

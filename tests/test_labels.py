@@ -104,10 +104,24 @@ def test_aggregator_counts_active_slots_per_frame_over_windows():
     np.testing.assert_allclose(agg.speaker_count(0, 6), [0, 0, 0, 1, 1, 3])
 
 
+class _RecordingNamer:
+    """Keeps what the segmenter hands a namer; scores each frame by its first component."""
+
+    def __init__(self):
+        self.seen = []
+
+    def frame_scores(self, voices):
+        return voices[:, :1] * 2
+
+    def __call__(self, segment, pieces):
+        self.seen.append((segment, pieces))
+        return [segment]
+
+
 def test_segments_collect_the_voices_of_their_solo_speech_frames_in_pieces():
-    seen = []
-    seg = Segmenter(LabelConfig(onset=0.5, min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0), HOP,
-                    namer=lambda segment, pieces: seen.append((segment, pieces)) or [segment])
+    namer = _RecordingNamer()
+    seen = namer.seen
+    seg = Segmenter(LabelConfig(onset=0.5, min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0), HOP, namer=namer)
     act = np.zeros((2, 30))
     act[0, 0:25] = 0.9  # A speaks for 2.5 s ...
     act[1, 5:8] = 0.9  # ... B overlaps at frames 5-7: not solo
@@ -118,5 +132,8 @@ def test_segments_collect_the_voices_of_their_solo_speech_frames_in_pieces():
     # 25 frames - 3 overlapped - 1 silent, in 1-s pieces that start on a solo speech frame; each
     # voice is all ones, so a piece's total counts its solo speech frames
     assert [(p.start, p.total.tolist()) for p in pieces["A"]] == [(0, [7.0] * 4), (11, [10.0] * 4), (21, [4.0] * 4)]
+    # every speech frame of a segment is scored, overlapped ones too (the namer checks each frame)
+    assert pieces["A"][0].frames == list(range(10)) and pieces["B"][0].frames == [5, 6, 7]
+    assert np.concatenate(pieces["A"][0].scores).tolist() == [2.0] * 10
     assert [(p.start, p.total) for p in pieces["B"]] == [(5, None)]
     assert {s.speaker for s in out} == {"A", "B"}

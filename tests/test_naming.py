@@ -21,10 +21,12 @@ def _orthogonal(v: np.ndarray) -> np.ndarray:
     return u / np.linalg.norm(u)
 
 
-def _piece(start: int, voice: np.ndarray, frames: int) -> VoicePiece:
+def _piece(namer: SegmentNamer, start: int, voice: np.ndarray, frames: int) -> VoicePiece:
+    """A piece of `frames` solo frames of `voice` (each a little noisy), scored as the segmenter does."""
     piece = VoicePiece(start)
-    for _ in range(frames):
-        piece.add(voice + 0.05 * _unit())
+    vectors = voice + 0.05 * np.stack([_unit() for _ in range(frames)])
+    for k, (vector, scores) in enumerate(zip(vectors, namer.frame_scores(vectors))):
+        piece.add(start + k, scores, vector)
     return piece
 
 
@@ -42,7 +44,7 @@ def test_each_piece_is_named_from_its_own_voice_and_equal_neighbours_merge():
     namer, ann, _ = _namer()
     stranger = _unit()
     seg = Segment("SPEAKER_00", 0.0, 6.0, 0.8, True)
-    out = namer(seg, [_piece(0, ann, 15), _piece(20, ann, 12), _piece(40, stranger, 15)])
+    out = namer(seg, [_piece(namer, 0, ann, 15), _piece(namer, 20, ann, 12), _piece(namer, 40, stranger, 15)])
     assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 4.0), ("SPEAKER_00", 4.0, 6.0)]
     assert all(s.final and s.confidence == 0.8 for s in out)
 
@@ -50,39 +52,55 @@ def test_each_piece_is_named_from_its_own_voice_and_equal_neighbours_merge():
 def test_a_weak_piece_is_judged_with_its_neighbours_of_the_same_segment():
     namer, ann, _ = _namer()
     weak = 0.8 * ann + 0.6 * _orthogonal(ann)  # cosine 0.8 to Ann: below the threshold alone
-    alone = namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [_piece(0, weak, 10)])
+    alone = namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [_piece(namer, 0, weak, 10)])
     assert alone[0].speaker == "SPEAKER_00"
     flanked = namer(Segment("SPEAKER_00", 0.0, 3.0, 0.8, True),
-                    [_piece(0, ann, 10), _piece(10, weak, 10), _piece(20, ann, 10)])
+                    [_piece(namer, 0, ann, 10), _piece(namer, 10, weak, 10), _piece(namer, 20, ann, 10)])
     assert [(s.speaker, s.start, s.end) for s in flanked] == [("Ann", 0.0, 3.0)]
     # a different voice between two of Ann's pieces is not carried along
     stranger = namer(Segment("SPEAKER_00", 0.0, 3.0, 0.8, True),
-                     [_piece(0, ann, 10), _piece(10, _unit(), 10), _piece(20, ann, 10)])
+                     [_piece(namer, 0, ann, 10), _piece(namer, 10, _unit(), 10), _piece(namer, 20, ann, 10)])
     assert [s.speaker for s in stranger] == ["Ann", "SPEAKER_00", "Ann"]
 
 
 def test_a_name_the_voice_does_not_bear_out_goes_to_one_anonymous_label():
     namer, _, bob = _namer()
-    first = namer(Segment("Bob", 0.0, 2.0, 0.9, True), [_piece(0, _unit(), 15)])
-    second = namer(Segment("Bob", 5.0, 7.0, 0.9, True), [_piece(50, _unit(), 15)])
-    kept = namer(Segment("Bob", 9.0, 11.0, 0.9, True), [_piece(90, bob, 15)])
+    first = namer(Segment("Bob", 0.0, 2.0, 0.9, True), [_piece(namer, 0, _unit(), 15)])
+    second = namer(Segment("Bob", 5.0, 7.0, 0.9, True), [_piece(namer, 50, _unit(), 15)])
+    kept = namer(Segment("Bob", 9.0, 11.0, 0.9, True), [_piece(namer, 90, bob, 15)])
     assert first[0].speaker == second[0].speaker == "SPEAKER_01"
     assert kept[0].speaker == "Bob"
+
+
+def test_frames_of_a_named_piece_that_are_not_that_voice_stay_anonymous():
+    """A segment that runs on into someone else's words: the piece is mostly Ann's voice and is
+    named Ann, but the stranger's frames keep the tracker's anonymous label."""
+    def named(**config):
+        namer, ann, _ = _namer(**config)
+        piece = VoicePiece(0)
+        vectors = np.stack([ann] * 6 + [_orthogonal(ann)] * 2 + [ann] * 2)
+        for frame, (vector, scores) in enumerate(zip(vectors, namer.frame_scores(vectors))):
+            piece.add(frame, scores, vector)
+        return [(s.speaker, s.start, s.end) for s in namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [piece])]
+
+    assert named() == [("Ann", 0.0, 0.6), ("SPEAKER_00", 0.6, 0.8), ("Ann", 0.8, 1.0)]
+    assert named(final_frame_similarity=0.0) == [("Ann", 0.0, 1.0)]  # the frame check off
 
 
 def test_no_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
     namer, ann, _ = _namer()
     assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [VoicePiece(0)])[0].speaker == "SPEAKER_00"
     # one solo frame is judged: its vector is already the voice of a whole sub-window
-    assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [_piece(0, ann, 1)])[0].speaker == "Ann"
-    # the tail piece (frames 10-13, 0.4 s) is decided with the first: Ann's voice outweighs it
-    out = namer(Segment("SPEAKER_00", 0.0, 1.4, 0.7, True), [_piece(0, ann, 9), _piece(10, _unit(), 3)])
-    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 1.4)]
+    assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [_piece(namer, 0, ann, 1)])[0].speaker == "Ann"
+    # the tail piece (frames 10-13, 0.4 s) is decided with the first: Ann's voice outweighs it, and
+    # only the tail's own frames of another voice (10-12) stay anonymous
+    out = namer(Segment("SPEAKER_00", 0.0, 1.4, 0.7, True), [_piece(namer, 0, ann, 9), _piece(namer, 10, _unit(), 3)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 1.0), ("SPEAKER_00", 1.0, 1.3), ("Ann", 1.3, 1.4)]
 
 
 def test_nothing_changes_without_enrolled_speakers_or_when_switched_off():
     tracker = Tracker(TrackerConfig(), HOP)
     seg = Segment("SPEAKER_00", 0.0, 2.0, 0.7, True)
-    assert SegmentNamer(tracker, tracker.config, HOP)(seg, [_piece(0, _unit(), 15)]) == [seg]
+    assert SegmentNamer(tracker, tracker.config, HOP)(seg, [VoicePiece(0, total=_unit())]) == [seg]
     namer, ann, _ = _namer(final_naming=False)
-    assert namer(seg, [_piece(0, ann, 15)]) == [seg]
+    assert namer(seg, [_piece(namer, 0, ann, 15)]) == [seg]

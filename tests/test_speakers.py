@@ -211,6 +211,23 @@ def test_a_voice_close_to_everyone_gets_no_name_with_the_shipped_cohort():
     assert raw.speakers[_window(raw, hub[None]).speakers[0]].label == "Pat"
 
 
+def test_symmetric_normalisation_asks_more_of_an_enrolment_among_many_voices():
+    """Final pieces are scored from both sides: the same cosine counts for less against an
+    enrolment at the centre of the training voices than against one that stands apart."""
+    from streamdiar.model import load_weighter
+
+    cohort = load_weighter()[2]["cohort"]
+    norm = CohortNorm(cohort, TrackerConfig().cohort_top_k)
+    hub = cohort.mean(axis=0) / np.linalg.norm(cohort.mean(axis=0))
+    generic, apart = cohort[int(np.argmax(cohort @ hub))], cohort[int(np.argmin(cohort @ hub))]
+    piece = cohort[len(cohort) // 2][None]
+    scores = np.array([[0.85, 0.85]])
+    one_sided = norm(piece, scores)
+    assert one_sided[0, 0] == one_sided[0, 1]
+    both = norm(piece, scores, norm.stats(np.stack([generic, apart])))
+    assert both[0, 0] < both[0, 1] - 0.03
+
+
 # -- names on real recordings ------------------------------------------------------------------------
 def _sample_reference():
     from streamdiar.evaluate.der import read_rttm

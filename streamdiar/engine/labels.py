@@ -3,7 +3,7 @@ that show who is speaking in the newest audio and may still be revised."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -41,17 +41,35 @@ class Segment:
 
 @dataclass
 class VoicePiece:
-    """The summed speaker vectors of the solo speech frames of one piece of an open segment."""
+    """The speech frames of one piece of an open segment: the summed speaker vectors of those
+    where it is the only speaker, and each frame's own voice scored against every enrolment."""
 
     start: int  # first frame of the piece (the segment's first frame for its first piece)
     total: np.ndarray | None = None  # None while the piece has no solo speech frame
+    frames: list[int] = field(default_factory=list)
+    scores: list[np.ndarray] = field(default_factory=list)  # per frame: (enrolments,) scores
 
-    def add(self, vector: np.ndarray) -> None:
-        self.total = vector.astype(np.float64) if self.total is None else self.total + vector
+    def add(self, frame: int, scores: np.ndarray, solo_vector: np.ndarray | None = None) -> None:
+        if solo_vector is not None:
+            self.total = solo_vector.astype(np.float64) if self.total is None else self.total + solo_vector
+        self.frames.append(frame)
+        self.scores.append(scores)
 
     def absorb(self, other: "VoicePiece") -> None:
         if other.total is not None:
             self.total = other.total.copy() if self.total is None else self.total + other.total
+        self.frames.extend(other.frames)
+        self.scores.extend(other.scores)
+
+
+class Namer(Protocol):
+    """Names closing segments from their voice pieces (engine/naming.py)."""
+
+    def frame_scores(self, voices: np.ndarray) -> np.ndarray:
+        """(T, D) speaker vectors -> (T, enrolments) scores of each frame's voice."""
+
+    def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[Segment]:
+        """The segment, split and renamed where its pieces' voices say so."""
 
 
 @dataclass
@@ -75,7 +93,7 @@ class Segmenter:
     """
 
     def __init__(self, config: LabelConfig, frame_hop_s: float,
-                 namer: Callable[[Segment, list[VoicePiece]], list[Segment]] | None = None):
+                 namer: Namer | None = None):
         self.config = config
         self.hop = frame_hop_s
         self.namer = namer  # renames a closing segment from its voice pieces (engine/naming.py)
@@ -91,15 +109,22 @@ class Segmenter:
                  voices: np.ndarray | None = None) -> list[Segment]:
         """Consume final frames [start, start + T) of activity (S, T); return closed segments.
         `speech`: the frames' speech probability, and `trim_frames` more after them (speech fill).
-        `voices`: (T, D) the frames' speaker vectors, NaN rows where there is no speech; a frame
-        with one speaker adds its vector to that speaker's open segment (for the namer)."""
+        `voices`: (T, D) the frames' speaker vectors, NaN rows where there is no speech; the namer's
+        scores of a speech frame go to every speaker's open segment on it, and a frame with one
+        speaker also adds its vector to that speaker's voice."""
         assert start == self.next_frame, "final frames must arrive in order"
         out = []
         onset = self.config.onset
         activity, self.last_speaker = self._filled(activity, speech, self.last_speaker)
         solo = (activity >= onset).sum(axis=0) == 1
         if voices is not None:
-            solo &= ~np.isnan(voices).any(axis=1)
+            heard = ~np.isnan(voices).any(axis=1)
+            solo &= heard
+            scores = np.full((heard.size, 0), np.nan)
+            if heard.any():
+                judged = self.namer.frame_scores(voices[heard])
+                scores = np.full((heard.size, judged.shape[1]), np.nan)
+                scores[heard] = judged
         for t in range(activity.shape[1]):
             frame = start + t
             for spk in range(activity.shape[0]):
@@ -112,10 +137,10 @@ class Segmenter:
                         seg.last_active = frame
                         seg.activity_sum += value
                         seg.frames += 1
-                    if voices is not None and solo[t]:
-                        if frame - seg.pieces[-1].start >= self.piece_frames:
+                    if voices is not None and heard[t]:
+                        if solo[t] and frame - seg.pieces[-1].start >= self.piece_frames:
                             seg.pieces.append(VoicePiece(frame))
-                        seg.pieces[-1].add(voices[t])
+                        seg.pieces[-1].add(frame, scores[t], voices[t] if solo[t] else None)
                 elif seg is not None and frame - seg.last_active > self.gap_frames:
                     out.extend(self._close(spk, labels))
         self.next_frame = start + activity.shape[1]

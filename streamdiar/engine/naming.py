@@ -7,10 +7,13 @@ anonymous. Once a segment is final its own frames say more. The GE2E vectors of 
 it is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
 neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy
 voice, and its neighbours are most often the same person), and scored against each enrolment
-exactly as slots are (test-normalised against the training voices). A piece that matches an
+(normalised against the training voices from both sides, see `CohortNorm`). A piece that matches an
 enrolment well gets that name; a piece the tracker named whose own voice clearly does not match
 loses the name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around
-it. Provisional labels keep the tracker's names: they have no look-ahead.
+it. Within a named piece, each solo frame's own vector must still plausibly be that person: where
+a segment runs on into someone else's words, the piece's voice is mostly the named speaker's,
+but the other person's frames are not. Provisional labels keep the tracker's names: they have no
+look-ahead.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 
 from streamdiar.config import TrackerConfig
 from streamdiar.engine.labels import PIECE_S, Segment, VoicePiece
-from streamdiar.engine.tracker import Tracker, normalise
+from streamdiar.engine.tracker import Speaker, Tracker, normalise
 
 NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice
 
@@ -32,10 +35,15 @@ class SegmentNamer:
         self.hop = hop_s
         self.piece_frames = int(round(PIECE_S / hop_s))
         self._unnamed: dict[str, str] = {}  # enrolled name -> anonymous label for the pieces that lost it
+        self._cohort_stats: tuple[np.ndarray, np.ndarray] | None = None  # of the enrolments, once known
 
     @property
     def active(self) -> bool:
         return self.config.final_naming and any(s.enrolled for s in self.tracker.speakers)
+
+    def frame_scores(self, voices: np.ndarray) -> np.ndarray:
+        """(T, D) speaker vectors -> (T, enrolments) normalised scores of each one's voice."""
+        return self._scores(normalise(np.asarray(voices, dtype=np.float64)))
 
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[Segment]:
         if not self.active or not pieces:
@@ -47,28 +55,61 @@ class SegmentNamer:
             start = segment.start if i == 0 else round(piece.start * self.hop, 3)
             end = segment.end if i == len(pieces) - 1 else round(pieces[i + 1].start * self.hop, 3)
             name = self._name(segment.speaker, piece, pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2])
-            if out and out[-1].speaker == name:
-                out[-1] = Segment(name, out[-1].start, end, segment.confidence, True)
-            elif end > start:
-                out.append(Segment(name, start, end, segment.confidence, True))
+            for part in self._vetted(name, segment.speaker, piece, start, end):
+                if out and out[-1].speaker == part[0]:
+                    out[-1] = Segment(part[0], out[-1].start, part[2], segment.confidence, True)
+                elif part[2] > part[1]:
+                    out.append(Segment(*part, segment.confidence, True))
         return out
+
+    def _enrolled(self) -> list[Speaker]:
+        return [s for s in self.tracker.speakers if s.enrolled]
+
+    def _scores(self, voices: np.ndarray) -> np.ndarray:
+        """(n, D) L2-normalised voices -> (n, enrolments) scores, normalised like the tracker's."""
+        enrolled = self._enrolled()
+        if not enrolled:
+            return np.zeros((len(voices), 0))
+        scores = np.stack([s.enrolled_similarity(voices, self.config.top_k) for s in enrolled], axis=1)
+        if self.tracker.norm is None:
+            return scores
+        if self._cohort_stats is None or self._cohort_stats[0].size != len(enrolled):
+            self._cohort_stats = self.tracker.norm.stats(np.stack([s.enrolment_prototype for s in enrolled]))
+        return self.tracker.norm(voices, scores, self._cohort_stats)
 
     def _name(self, label: str, piece: VoicePiece, neighbours: list[VoicePiece]) -> str:
         if piece.total is None:  # no solo speech: nothing to judge by
             return label
-        enrolled = [s for s in self.tracker.speakers if s.enrolled]
+        enrolled = self._enrolled()
         total = piece.total + sum(NEIGHBOUR_WEIGHT * n.total for n in neighbours if n.total is not None)
-        voice = normalise(total)[None]
-        scores = np.array([[s.enrolled_similarity(voice, self.config.top_k)[0] for s in enrolled]])
-        if self.tracker.norm is not None:
-            scores = self.tracker.norm(voice, scores)
-        scores = scores[0]
+        scores = self._scores(normalise(total)[None])[0]
         best = int(np.argmax(scores))
         if scores[best] >= self.config.final_name_similarity:
             return enrolled[best].label
         own = [i for i, s in enumerate(enrolled) if s.label == label]
         if own and scores[own[0]] < self.config.final_unname_similarity:
-            if label not in self._unnamed:
-                self._unnamed[label] = self.tracker.new_label()
-            return self._unnamed[label]
+            return self._unnamed_label(label)
         return label
+
+    def _unnamed_label(self, name: str) -> str:
+        if name not in self._unnamed:
+            self._unnamed[name] = self.tracker.new_label()
+        return self._unnamed[name]
+
+    def _vetted(self, name: str, label: str, piece: VoicePiece, start: float, end: float) -> list[tuple[str, float, float]]:
+        """(speaker, start, end) parts of a piece named `name`: its solo frames whose own voice
+        scores below `final_frame_similarity` against that enrolment go back to an anonymous label."""
+        index = [i for i, s in enumerate(self._enrolled()) if s.label == name]
+        if not index:
+            return [(name, start, end)]
+        anonymous = self._unnamed_label(label) if label in {s.label for s in self._enrolled()} else label
+        parts = [(name, start, end)]
+        for frame, scores in zip(piece.frames, piece.scores):
+            if scores[index[0]] >= self.config.final_frame_similarity:
+                continue
+            lo, hi = max(start, round(frame * self.hop, 3)), min(end, round((frame + 1) * self.hop, 3))
+            who, a, b = parts[-1]
+            if hi <= lo or lo < a:
+                continue
+            parts[-1:] = [(who, a, lo), (anonymous, lo, hi), (who, hi, b)]
+        return [p for p in parts if p[2] > p[1]]

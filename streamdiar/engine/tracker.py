@@ -51,12 +51,16 @@ class Speaker:
         top = -np.sort(-sims, axis=1)[:, :k].mean(axis=1)
         return np.maximum(proto, top)
 
+    @property
+    def enrolment_prototype(self) -> np.ndarray:
+        return normalise(np.sum(self.memory[: self.enrolled_count], axis=0))
+
     def enrolled_similarity(self, embeddings: np.ndarray, top_k: int) -> np.ndarray:
         """(n, D) -> (n,) as `similarity`, against the enrolment entries only: what this speaker
         was matched to in the conversation (maybe another voice mixed into a slot) cannot vouch
         for the name."""
         enrolled = np.stack(self.memory[: self.enrolled_count])
-        proto = embeddings @ normalise(enrolled.sum(axis=0))
+        proto = embeddings @ self.enrolment_prototype
         sims = embeddings @ enrolled.T
         top = -np.sort(-sims, axis=1)[:, : min(top_k, sims.shape[1])].mean(axis=1)
         return np.maximum(proto, top)
@@ -88,17 +92,27 @@ class CohortNorm:
         self.cohort = normalise(np.asarray(cohort, dtype=np.float64))
         self.top_k = max(2, min(top_k, len(self.cohort) - 1))
         # the cohort against itself (leaving each voice's own entry out) is the typical voice
-        mean, std = self._stats(self.cohort, skip=1)
+        mean, std = self.stats(self.cohort, skip=1)
         self.typical_mean, self.typical_std = float(mean.mean()), float(std.mean())
 
-    def _stats(self, embeddings: np.ndarray, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def stats(self, embeddings: np.ndarray, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) mean and spread of each L2-normalised embedding's cosines to its nearest cohort voices."""
         sims = -np.sort(-(embeddings @ self.cohort.T), axis=1)[:, skip : skip + self.top_k]
         return sims.mean(axis=1), sims.std(axis=1) + EPS
 
-    def __call__(self, embeddings: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """embeddings (n, D) L2-normalised, scores (n, S) their cosines -> normalised scores."""
-        mean, std = self._stats(embeddings)
-        return self.typical_mean + (scores - mean[:, None]) / std[:, None] * self.typical_std
+    def __call__(self, embeddings: np.ndarray, scores: np.ndarray,
+                 enrolled: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """embeddings (n, D) L2-normalised, scores (n, S) their cosines -> normalised scores.
+
+        `enrolled`: (S,) cohort statistics of the S enrolments (`stats` of their prototypes). The
+        score is then also measured against how far each enrolment stands from the cohort, and the
+        two are averaged (symmetric normalisation): a voice that sits among many others scores
+        lower against everyone, whichever side it is on."""
+        mean, std = self.stats(embeddings)
+        z = (scores - mean[:, None]) / std[:, None]
+        if enrolled is not None:
+            z = 0.5 * (z + (scores - enrolled[0][None]) / enrolled[1][None])
+        return self.typical_mean + z * self.typical_std
 
 
 @dataclass(frozen=True)
