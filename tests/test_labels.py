@@ -2,7 +2,7 @@ import numpy as np
 
 from streamdiar.config import LabelConfig
 from streamdiar.engine.aggregate import Aggregator
-from streamdiar.engine.labels import Segmenter, keep_counted
+from streamdiar.engine.labels import Segment, Segmenter, keep_counted
 
 HOP = 0.1
 
@@ -137,3 +137,27 @@ def test_segments_collect_the_voices_of_their_solo_speech_frames_in_pieces():
     assert np.concatenate(pieces["A"][0].scores).tolist() == [2.0] * 10
     assert [(p.start, p.total) for p in pieces["B"]] == [(5, None)]
     assert {s.speaker for s in out} == {"A", "B"}
+
+
+def test_two_speakers_named_after_one_person_never_overlap_in_the_output():
+    """The namer may give pieces of two tracker speakers the same enrolled name: the person is
+    said to speak once, each later final segment keeping only the time not already covered."""
+
+    class AllAnn(_RecordingNamer):
+        def __call__(self, segment, pieces):
+            return [Segment("Ann", segment.start, segment.end, segment.confidence, True)]
+
+    seg = Segmenter(LabelConfig(onset=0.5, min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0), HOP, namer=AllAnn())
+    act = np.zeros((2, 40))
+    act[0, 0:30] = 0.9
+    act[1, 10:20] = 0.9  # inside the first speaker's turn
+    act[1, 25:35] = 0.9  # overlapping its end
+    voices = np.ones((40, 4))
+    out = []
+    for start in range(0, 40, 10):  # final frames arrive a step at a time, as in a stream
+        out += seg.finalize(start, act[:, start : start + 10], ["A", "B"], voices=voices[start : start + 10])
+    out += seg.close_all(["A", "B"])
+    spans = sorted((s.start, s.end) for s in out)
+    assert all(s.speaker == "Ann" for s in out)
+    # B's first turn closes first; A's turn then keeps only what B's did not cover, B's second the rest
+    assert spans == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0), (3.0, 3.5)]

@@ -104,6 +104,7 @@ class Segmenter:
         self.open: dict[int, _Open] = {}
         self.next_frame = 0  # first frame not yet final
         self.last_speaker: int | None = None  # the speaker heard last on the final frames (speech fill)
+        self._emitted: dict[str, list[tuple[float, float]]] = {}  # final spans per label that a later segment may still overlap
 
     def finalize(self, start: int, activity: np.ndarray, labels: list[str], speech: np.ndarray | None = None,
                  voices: np.ndarray | None = None) -> list[Segment]:
@@ -195,4 +196,21 @@ class Segmenter:
             return []
         closed = Segment(labels[spk], round(seg.start * self.hop, 3), round((seg.last_active + 1) * self.hop, 3),
                          round(seg.activity_sum / seg.frames, 3), True)
-        return self.namer(closed, seg.pieces) if self.namer is not None else [closed]
+        return self._unrepeated(self.namer(closed, seg.pieces) if self.namer is not None else [closed])
+
+    def _unrepeated(self, segments: list[Segment]) -> list[Segment]:
+        """The parts of `segments` that no final segment of the same label already covers: the
+        namer can give two tracker speakers' pieces one person's name, and a person speaks once."""
+        # nothing now or later reaches before these, the earliest open segment or the first frame not yet final
+        horizon = min([s.start for s in segments] + [o.start * self.hop for o in self.open.values()]
+                      + [self.next_frame * self.hop])
+        self._emitted = {label: kept for label, spans in self._emitted.items()
+                         if (kept := [span for span in spans if span[1] > horizon])}
+        out = []
+        for seg in segments:
+            parts = [(seg.start, seg.end)]
+            for a, b in self._emitted.get(seg.speaker, []):
+                parts = [(x, y) for lo, hi in parts for x, y in ((lo, min(hi, a)), (max(lo, b), hi)) if y > x]
+            out.extend(Segment(seg.speaker, x, y, seg.confidence, seg.final) for x, y in parts)
+            self._emitted.setdefault(seg.speaker, []).extend(parts)
+        return out

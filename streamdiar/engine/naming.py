@@ -97,16 +97,18 @@ class SegmentNamer:
         return self._unnamed[name]
 
     def _vetted(self, name: str, label: str, piece: VoicePiece, start: float, end: float) -> list[tuple[str, float, float]]:
-        """(speaker, start, end) parts of a piece named `name`: its solo frames whose own voice
+        """(speaker, start, end) parts of a piece named `name`: its speech frames whose own voice
         scores below `final_frame_similarity` against that enrolment go back to an anonymous label."""
-        index = [i for i, s in enumerate(self._enrolled()) if s.label == name]
-        if not index:
+        enrolled = [s.label for s in self._enrolled()]
+        if name not in enrolled:
             return [(name, start, end)]
-        anonymous = self._unnamed_label(label) if label in {s.label for s in self._enrolled()} else label
+        column = enrolled.index(name)
+        vetoed = [f for f, scores in zip(piece.frames, piece.scores) if scores[column] < self.config.final_frame_similarity]
+        if not vetoed:
+            return [(name, start, end)]
+        anonymous = self._unnamed_label(label) if label in enrolled else label
         parts = [(name, start, end)]
-        for frame, scores in zip(piece.frames, piece.scores):
-            if scores[index[0]] >= self.config.final_frame_similarity:
-                continue
+        for frame in vetoed:
             lo, hi = max(start, round(frame * self.hop, 3)), min(end, round((frame + 1) * self.hop, 3))
             who, a, b = parts[-1]
             if hi <= lo or lo < a:
