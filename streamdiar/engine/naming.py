@@ -10,9 +10,9 @@ voice, and its neighbours are most often the same person), and scored against ea
 (normalised against the training voices from both sides, see `CohortNorm`). A piece that matches an
 enrolment well gets that name; a piece the tracker named whose own voice clearly does not match
 loses the name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around
-it. Within a named piece, each solo frame's own vector must still plausibly be that person: where
-a segment runs on into someone else's words, the piece's voice is mostly the named speaker's,
-but the other person's frames are not. Provisional labels keep the tracker's names: they have no
+it. Within a named piece, each speech frame's own vector must still plausibly be that person:
+where a segment runs on into someone else's words, the piece's voice is mostly the named
+speaker's, but the other person's frames are not. Provisional labels keep the tracker's names: they have no
 look-ahead.
 """
 from __future__ import annotations
