@@ -13,6 +13,7 @@ def test_default_yaml_spells_out_the_builtin_defaults():
 @pytest.mark.parametrize("text, key", [
     ("stream:\n  stepp_s: 0.5\n", "stream.stepp_s"),
     ("tracker:\n  confidence_gate: 2\n", "tracker.confidence_gate"),
+    ("tracker:\n  final_frame_similarity: -0.1\n", "tracker.final_frame_similarity"),
     ("stream:\n  step_s: fast\n", "stream.step_s"),
     ("stream:\n  step_s: 1.0\n  latency_s: 0.5\n", "stream.latency_s"),
     ("labels: 3\n", "labels"),
