@@ -92,7 +92,7 @@ class TrackerConfig:
     final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
     final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
     final_unname_similarity: float = 0.835  # ...a piece the tracker named that scores below this against it loses the name
-    final_frame_similarity: float = 0.72  # ...and a solo frame of a named piece scoring below this against it does too
+    final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own

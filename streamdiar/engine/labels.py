@@ -119,13 +119,12 @@ class Segmenter:
         activity, self.last_speaker = self._filled(activity, speech, self.last_speaker)
         solo = (activity >= onset).sum(axis=0) == 1
         if voices is not None:
-            heard = ~np.isnan(voices).any(axis=1)
+            # speech frames some speaker is on: the only ones a segment keeps scores of
+            heard = ~np.isnan(voices).any(axis=1) & (activity >= onset).any(axis=0)
             solo &= heard
-            scores = np.full((heard.size, 0), np.nan)
-            if heard.any():
-                judged = self.namer.frame_scores(voices[heard])
-                scores = np.full((heard.size, judged.shape[1]), np.nan)
-                scores[heard] = judged
+            judged = self.namer.frame_scores(voices[heard])
+            scores = np.full((heard.size, judged.shape[1]), np.nan)
+            scores[heard] = judged
         for t in range(activity.shape[1]):
             frame = start + t
             for spk in range(activity.shape[0]):
