@@ -91,7 +91,7 @@ class TrackerConfig:
     known_similarity: float = 0.87  # an enrolled name needs this (cohort-normalised) voice score to the enrolment (else: anonymous)
     final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
     final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
-    final_unname_similarity: float = 0.835  # ...a piece the tracker named that scores below this against it loses the name
+    final_unname_similarity: float = 0.82  # ...a piece the tracker named that scores below this against it loses the name
     final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)

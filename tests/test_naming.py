@@ -87,9 +87,33 @@ def test_frames_of_a_named_piece_that_are_not_that_voice_stay_anonymous():
     assert named(final_frame_similarity=0.0) == [("Ann", 0.0, 1.0)]  # the frame check off
 
 
+def _overlapped(namer: SegmentNamer, start: int, voice: np.ndarray, frames: int) -> VoicePiece:
+    """A piece whose speech frames all overlap another speaker: scored, but no solo vector."""
+    piece = VoicePiece(start)
+    vectors = np.stack([voice] * frames)
+    for k, scores in enumerate(namer.frame_scores(vectors)):
+        piece.add(start + k, scores)
+    return piece
+
+
+def test_an_overlapped_piece_takes_a_judged_neighbours_name_and_its_frames_are_still_checked():
+    namer, ann, _ = _namer()
+    seg = Segment("SPEAKER_00", 0.0, 3.0, 0.8, True)
+    out = namer(seg, [_piece(namer, 0, ann, 10), _overlapped(namer, 10, ann, 10), _piece(namer, 20, _unit(), 10)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 2.0), ("SPEAKER_00", 2.0, 3.0)]
+    # the name comes from the piece after it when the one before is anonymous
+    out = namer(seg, [_piece(namer, 0, _unit(), 10), _overlapped(namer, 10, ann, 10), _piece(namer, 20, ann, 10)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("SPEAKER_00", 0.0, 1.0), ("Ann", 1.0, 3.0)]
+    # frames of another voice in the bridged piece stay anonymous
+    out = namer(seg, [_piece(namer, 0, ann, 10), _overlapped(namer, 10, _orthogonal(ann), 10), _piece(namer, 20, ann, 10)])
+    assert [(s.speaker, s.start, s.end) for s in out] == [("Ann", 0.0, 1.0), ("SPEAKER_00", 1.0, 2.0), ("Ann", 2.0, 3.0)]
+
+
 def test_no_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
     namer, ann, _ = _namer()
     assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [VoicePiece(0)])[0].speaker == "SPEAKER_00"
+    assert namer(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True),
+                 [_overlapped(namer, 0, ann, 10), _overlapped(namer, 10, ann, 10)])[0].speaker == "SPEAKER_00"
     # one solo frame is judged: its vector is already the voice of a whole sub-window
     assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [_piece(namer, 0, ann, 1)])[0].speaker == "Ann"
     # the tail piece (frames 10-13, 0.4 s) is decided with the first: Ann's voice outweighs it, and

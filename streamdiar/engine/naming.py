@@ -3,17 +3,18 @@
 The tracker names a speaker when a window's slot matches an enrolment, but a slot can mix two
 voices and a speaker linked across windows can gather several: a name given that way spreads onto
 other people, and an enrolled voice that the tracker first opened as an anonymous speaker stays
-anonymous. Once a segment is final its own frames say more. The GE2E vectors of the frames where
-it is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
-neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy
-voice, and its neighbours are most often the same person), and scored against each enrolment
-(normalised against the training voices from both sides, see `CohortNorm`). A piece that matches an
-enrolment well gets that name; a piece the tracker named whose own voice clearly does not match
-loses the name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around
-it. Within a named piece, each speech frame's own vector must still plausibly be that person:
-where a segment runs on into someone else's words, the piece's voice is mostly the named
-speaker's, but the other person's frames are not. Provisional labels keep the tracker's names: they have no
-look-ahead.
+anonymous. Once a segment is final its own frames say more. The GE2E vectors of the frames where it
+is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
+neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy voice,
+and its neighbours are most often the same person), and scored against each enrolment (normalised
+against the training voices from both sides, see `CohortNorm`). A piece that matches an enrolment
+well gets that name; a piece the tracker named whose own voice clearly does not match loses the
+name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around it. A
+piece with no solo frame at all (its speech all overlapped) takes the enrolled name of a judged
+neighbour in the segment, else keeps the tracker's label. Within a named piece, each speech frame's
+own vector must still plausibly be that person: where a segment runs on into someone else's words,
+the piece's voice is mostly the named speaker's, but the other person's frames are not. Provisional
+labels keep the tracker's names: they have no look-ahead.
 """
 from __future__ import annotations
 
@@ -50,11 +51,13 @@ class SegmentNamer:
             return [segment]
         if len(pieces) > 1 and pieces[-1].start + self.piece_frames // 2 > round(segment.end / self.hop):
             pieces[-2].absorb(pieces.pop())  # a short tail piece is decided with the one before it
+        names = [self._name(segment.speaker, piece, pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2])
+                 for i, piece in enumerate(pieces)]
         out: list[Segment] = []
         for i, piece in enumerate(pieces):
             start = segment.start if i == 0 else round(piece.start * self.hop, 3)
             end = segment.end if i == len(pieces) - 1 else round(pieces[i + 1].start * self.hop, 3)
-            name = self._name(segment.speaker, piece, pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2])
+            name = names[i] if piece.total is not None else self._bridged(segment.speaker, pieces, names, i)
             for part in self._vetted(name, segment.speaker, piece, start, end):
                 if out and out[-1].speaker == part[0]:
                     out[-1] = Segment(part[0], out[-1].start, part[2], segment.confidence, True)
@@ -89,6 +92,16 @@ class SegmentNamer:
         own = [i for i, s in enumerate(enrolled) if s.label == label]
         if own and scores[own[0]] < self.config.final_unname_similarity:
             return self._unnamed_label(label)
+        return label
+
+    def _bridged(self, label: str, pieces: list[VoicePiece], names: list[str], i: int) -> str:
+        """A piece with no solo speech (all of it overlapped) inside a segment takes the enrolled
+        name of the piece before it, else of the piece after it, where that one was judged: the
+        segment is one tracker speaker's run, and each frame is still checked on its own voice."""
+        enrolled = {s.label for s in self._enrolled()}
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(pieces) and pieces[j].total is not None and names[j] in enrolled:
+                return names[j]
         return label
 
     def _unnamed_label(self, name: str) -> str:
