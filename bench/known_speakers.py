@@ -7,7 +7,8 @@ rest), and one or two more speakers are not enrolled. The engine runs with the t
 loaded through `streamdiar.speakers.apply_to_stream` (as every front end does), and every 10 ms
 of reference speech is checked against the final labels:
 - enrolled speaker: share of its speech labelled with its own name (target >= 90%);
-- unenrolled speaker: share of its speech labelled with any enrolled name (target < 5%).
+- unenrolled speaker: share of its speech labelled with an enrolled name (target < 5%); in
+  overlap, the name of an enrolled speaker who is talking at that moment is theirs, not counted.
 Figures are over each speaker's solo speech (one reference speaker talking) and over all of it,
 as a share of the speech and of the part the engine labelled at all (missed speech is a DER
 matter, counted separately). Test sets:
@@ -86,13 +87,17 @@ def label_grid(segments, labels: list[str], blocks: int) -> np.ndarray:
     return grid
 
 
-def attribution(ref: np.ndarray, hyp: np.ndarray, hyp_labels: list[str], own: str | None, names: set[str]) -> dict:
-    """Seconds of one reference speaker's speech (ref: bool per 10 ms) by what the labels say."""
+def attribution(ref: np.ndarray, hyp: np.ndarray, hyp_labels: list[str], own: str | None, names: set[str],
+                elsewhere: np.ndarray) -> dict:
+    """Seconds of one reference speaker's speech (ref: bool per 10 ms) by what the labels say.
+    `elsewhere` is `hyp` less each name's frames where its owner speaks: in overlap, another
+    speaker's name on a frame is that speaker's label, not a name given to this one."""
     is_name = np.array([label in names for label in hyp_labels], dtype=bool)
     is_own = np.array([label == own for label in hyp_labels], dtype=bool)
     any_label = hyp.any(axis=0) if hyp.size else np.zeros(ref.size, dtype=bool)
     own_on = hyp[is_own].any(axis=0) if is_own.any() else np.zeros(ref.size, dtype=bool)
-    name_on = hyp[is_name & ~is_own].any(axis=0) if (is_name & ~is_own).any() else np.zeros(ref.size, dtype=bool)
+    others = is_name & ~is_own
+    name_on = elsewhere[others].any(axis=0) if others.any() else np.zeros(ref.size, dtype=bool)
     res = SPEECH_RES / SAMPLE_RATE
     return {
         "right": float((ref & own_on).sum() * res),
@@ -107,12 +112,16 @@ def score(ref_activity: np.ndarray, ref_names: list[str | None], segments, names
     blocks = ref_activity.shape[1]
     labels = sorted({s.speaker for s in segments})
     hyp = label_grid(segments, labels, blocks)
+    elsewhere = hyp.copy()
+    for row, label in enumerate(labels):
+        if label in ref_names:
+            elsewhere[row] &= ~ref_activity[ref_names.index(label)]
     solo = ref_activity.sum(axis=0) == 1
     out = []
     for k, own in enumerate(ref_names):
         out.append({"enrolled": own is not None,
-                    "solo": attribution(ref_activity[k] & solo, hyp, labels, own, names),
-                    "all": attribution(ref_activity[k], hyp, labels, own, names)})
+                    "solo": attribution(ref_activity[k] & solo, hyp, labels, own, names, elsewhere),
+                    "all": attribution(ref_activity[k], hyp, labels, own, names, elsewhere)})
     return out
 
 
@@ -281,7 +290,8 @@ def main() -> int:
     field = field or "known_similarity"
     if not hasattr(base, field):
         parser.error(f"--sweep: tracker has no setting {field!r}")
-    values = [float(v) for v in listed.split(",")] if listed else [getattr(base, field)]
+    kind = type(getattr(base, field))  # an int setting (a count) is swept as ints
+    values = [kind(float(v)) for v in listed.split(",")] if listed else [getattr(base, field)]
     report = {"conversations": args.conversations, "enroll_s": args.enroll_s, "seed": args.seed, "runs": []}
     for value in values:
         diarizer.config = dataclasses.replace(diarizer.config, tracker=replace(base, **{field: value}))

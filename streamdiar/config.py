@@ -93,6 +93,8 @@ class TrackerConfig:
     final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
     final_unname_similarity: float = 0.82  # ...a piece the tracker named that scores below this against it loses the name
     final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too
+    final_context_similarity: float = 0.86  # a piece's voice also pools recent pieces this alike (raw cosine)...
+    final_context_pieces: int = 50  # ...out of the session's last this-many judged pieces (0 = none)
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
@@ -102,12 +104,14 @@ class TrackerConfig:
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
                      "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
-                     "final_frame_similarity"):
+                     "final_frame_similarity", "final_context_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")
         for name in ("max_speakers", "memory_size", "top_k", "held_apart_windows"):
             _positive(at, name, getattr(self, name))
+        if self.final_context_pieces < 0:
+            raise ConfigError(f"{at}.final_context_pieces: must be >= 0, got {self.final_context_pieces}")
         if self.min_slot_s < 0 or self.new_speaker_min_s < 0:
             raise ConfigError(f"{at}: min_slot_s and new_speaker_min_s must be >= 0")
 

@@ -63,6 +63,26 @@ def test_a_weak_piece_is_judged_with_its_neighbours_of_the_same_segment():
     assert [s.speaker for s in stranger] == ["Ann", "SPEAKER_00", "Ann"]
 
 
+def test_a_short_turn_is_judged_with_like_voiced_pieces_of_earlier_segments():
+    """A 1-s turn alone is a noisy voice: the session's recent pieces that sound much like it
+    (raw cosine >= final_context_similarity) count half, whoever the tracker gave them to; pieces
+    of other voices, or of a voice merely near the enrolment, do not."""
+    def last_turn(earlier: list[str], **config) -> str:
+        namer, ann, _ = _namer(**config)
+        other = _orthogonal(ann)
+        voices = {"strong": 0.95 * ann + 0.312 * other, "weak": 0.8 * ann + 0.6 * other, "ann": ann, "stranger": _unit()}
+        for k, voice in enumerate(earlier):
+            namer(Segment("SPEAKER_00", 2.0 * k, 2.0 * k + 1, 0.8, True), [_piece(namer, 20 * k, voices[voice], 10)])
+        seg = Segment("SPEAKER_00", 10.0, 11.0, 0.8, True)
+        return namer(seg, [_piece(namer, 100, voices["weak"], 10)])[0].speaker
+
+    assert last_turn([]) == "SPEAKER_00"  # cosine 0.8 to Ann alone: below the threshold
+    assert last_turn(["strong", "stranger"]) == "Ann"  # cosine 0.95 to the weak turn: pooled
+    assert last_turn(["strong"], final_context_pieces=0) == "SPEAKER_00"
+    assert last_turn(["ann", "stranger"]) == "SPEAKER_00"  # Ann's enrolled voice is only 0.8 like this turn
+    assert last_turn(["strong", "stranger"], final_context_pieces=1) == "SPEAKER_00"  # it has left the memory
+
+
 def test_a_name_the_voice_does_not_bear_out_goes_to_one_anonymous_label():
     namer, _, bob = _namer()
     first = namer(Segment("Bob", 0.0, 2.0, 0.9, True), [_piece(namer, 0, _unit(), 15)])

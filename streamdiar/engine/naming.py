@@ -6,7 +6,9 @@ other people, and an enrolled voice that the tracker first opened as an anonymou
 anonymous. Once a segment is final its own frames say more. The GE2E vectors of the frames where it
 is the only speaker and Silero hears speech are pooled over pieces of `PIECE_S`, with the
 neighbouring pieces of the segment counting `NEIGHBOUR_WEIGHT` (a 1-s piece alone is a noisy voice,
-and its neighbours are most often the same person), and scored against each enrolment (normalised
+and its neighbours are most often the same person), plus, at the same weight, the session's recent
+pieces whose voice is much like it (a short turn is one second of voice at best; the same person's
+other turns lengthen it without pooling in another voice), and scored against each enrolment (normalised
 against the training voices from both sides, see `CohortNorm`). A piece that matches an enrolment
 well gets that name; a piece the tracker named whose own voice clearly does not match loses the
 name. Even one solo frame is judged: its vector is the GE2E of a whole sub-window around it. A
@@ -18,13 +20,15 @@ labels keep the tracker's names: they have no look-ahead.
 """
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 
 from streamdiar.config import TrackerConfig
 from streamdiar.engine.labels import PIECE_S, Segment, VoicePiece
 from streamdiar.engine.tracker import Speaker, Tracker, normalise
 
-NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice
+NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment, or like-voiced recent piece, adds to a piece's voice
 
 
 class SegmentNamer:
@@ -37,6 +41,7 @@ class SegmentNamer:
         self.piece_frames = int(round(PIECE_S / hop_s))
         self._unnamed: dict[str, str] = {}  # enrolled name -> anonymous label for the pieces that lost it
         self._cohort_stats: tuple[np.ndarray, np.ndarray] | None = None  # of the enrolments, once known
+        self._recent: deque[np.ndarray] = deque(maxlen=config.final_context_pieces)  # judged pieces' summed voices
 
     @property
     def active(self) -> bool:
@@ -63,6 +68,7 @@ class SegmentNamer:
                     out[-1] = Segment(part[0], out[-1].start, part[2], segment.confidence, True)
                 elif part[2] > part[1]:
                     out.append(Segment(*part, segment.confidence, True))
+        self._recent.extend(piece.total for piece in pieces if piece.total is not None)
         return out
 
     def _enrolled(self) -> list[Speaker]:
@@ -85,6 +91,7 @@ class SegmentNamer:
             return label
         enrolled = self._enrolled()
         total = piece.total + sum(NEIGHBOUR_WEIGHT * n.total for n in neighbours if n.total is not None)
+        total = total + NEIGHBOUR_WEIGHT * self._like_voiced(total)
         scores = self._scores(normalise(total)[None])[0]
         best = int(np.argmax(scores))
         if scores[best] >= self.config.final_name_similarity:
@@ -93,6 +100,15 @@ class SegmentNamer:
         if own and scores[own[0]] < self.config.final_unname_similarity:
             return self._unnamed_label(label)
         return label
+
+    def _like_voiced(self, voice: np.ndarray) -> np.ndarray | float:
+        """The summed voices of the recent pieces of earlier segments whose cosine to `voice` is at
+        least `final_context_similarity` (0 if none): whoever the tracker gave them to."""
+        if not self._recent:
+            return 0.0
+        recent = np.stack(self._recent)
+        like = normalise(recent) @ normalise(voice) >= self.config.final_context_similarity
+        return recent[like].sum(axis=0)
 
     def _bridged(self, label: str, pieces: list[VoicePiece], names: list[str], i: int) -> str:
         """A piece with no solo speech (all of it overlapped) inside a segment takes the enrolled
