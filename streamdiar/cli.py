@@ -167,6 +167,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_enroll(args: argparse.Namespace) -> int:
     from streamdiar.audio import load_audio
     from streamdiar.speakers import enroll, make_profile
+    from streamdiar.speakers.enroll import RECOMMENDED_SPEECH_S
     from streamdiar.speakers.options import profiles_folder
     from streamdiar.speakers.profiles import check_name
 
@@ -183,6 +184,9 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     path = store.save(profile)
     print(f"enrolled {args.name}: {enrollment.speech_s:.1f} s of speech, {len(enrollment.embeddings)} embedding(s) "
           f"-> {path}", file=sys.stderr)
+    if enrollment.speech_s < RECOMMENDED_SPEECH_S:
+        print(f"note: {RECOMMENDED_SPEECH_S:.0f} s of speech or more names {args.name} more reliably "
+              f"(add recordings with --replace)", file=sys.stderr)
     return 0
 
 

@@ -18,6 +18,9 @@ from streamdiar.features.speaker_encoder import EMBED_DIM
 
 CHUNK_S = 4.0  # speech pooled per embedding: about what one 8-s window's slot pools
 MIN_SPEECH_S = 2.0  # less than this gives an embedding too noisy to recognise anyone by
+# bench/known_speakers.py: 5 s of a recording (about 4 s of speech) named 90% of the speaker's
+# solo speech, 10 s (about 8 s of speech) 95%, with fewer false names
+RECOMMENDED_SPEECH_S = 8.0
 MAX_EMBEDDINGS = 24  # enrolled entries stay in the tracker's memory forever; leave room to adapt
 
 
