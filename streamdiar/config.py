@@ -128,6 +128,9 @@ class LabelConfig:
     fill_speech: float = 0.5  # speech no speaker reaches the onset on (Silero at or above this) goes to the likeliest speaker; 0 = off
     fill_trim_s: float = 0.2  # ...except the last this-much of each speech stretch (VAD hangover and reverberation tails)
     count_speakers: bool = True  # a frame keeps at most as many speakers as the windows' slots are active on it
+    relink: bool = True  # a final 1-s piece goes to another speaker whose running voice it matches clearly better...
+    relink_margin: float = 0.08  # ...by at least this much cosine...
+    relink_similarity: float = 0.75  # ...and at least this close to it
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:
@@ -138,6 +141,9 @@ class LabelConfig:
             raise ConfigError(f"{at}.vad_floor: must be in [0, 1)")
         if not 0 <= self.fill_speech <= 1:
             raise ConfigError(f"{at}.fill_speech: must be in [0, 1] (0 = off)")
+        for name in ("relink_margin", "relink_similarity"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{at}.{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.fill_trim_s < 0:
             raise ConfigError(f"{at}.fill_trim_s: must be >= 0")
         if self.min_gap_s < 0 or self.min_segment_s < 0:

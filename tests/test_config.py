@@ -21,6 +21,7 @@ def test_default_yaml_spells_out_the_builtin_defaults():
     ("labels:\n  fill_speech: 1.5\n", "labels.fill_speech"),
     ("labels:\n  fill_trim_s: -0.1\n", "labels.fill_trim_s"),
     ("labels:\n  count_speakers: 1\n", "labels.count_speakers"),
+    ("labels:\n  relink_margin: 2\n", "labels.relink_margin"),
     ("bogus: 1\n", "bogus"),
 ])
 def test_bad_values_name_their_key(tmp_path, text, key):

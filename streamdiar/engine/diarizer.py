@@ -17,6 +17,7 @@ from streamdiar.config import Config, LabelConfig, TrackerConfig, load_config
 from streamdiar.engine.aggregate import Aggregator
 from streamdiar.engine.labels import Segment, Segmenter, keep_counted
 from streamdiar.engine.naming import SegmentNamer
+from streamdiar.engine.relink import PieceRelinker
 from streamdiar.engine.runner import make_runner
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import CohortNorm, Tracker
@@ -67,7 +68,8 @@ class Diarizer:
         return Tracker(config, self.hop_s, norm=self._cohort_norm(config.cohort_top_k))
 
     def new_segmenter(self, config: LabelConfig, tracker: Tracker) -> Segmenter:
-        return Segmenter(config, self.hop_s, namer=SegmentNamer(tracker, tracker.config, self.hop_s))
+        relinker = PieceRelinker(config, self.hop_s) if config.relink else None
+        return Segmenter(config, self.hop_s, namer=SegmentNamer(tracker, tracker.config, self.hop_s), relinker=relinker)
 
     def _cohort_norm(self, top_k: int) -> CohortNorm | None:
         """One CohortNorm per top-k, shared by every stream: its cohort statistics never change."""
@@ -176,11 +178,12 @@ class Diarizer:
         return finals, provisional
 
     def _voices(self, s: StreamState, start: int, end: int) -> np.ndarray | None:
-        """(end-start, D) speaker vectors of final frames for the namer, NaN where Silero hears no
-        speech; None when no one is enrolled (nothing to name) or the frames left the window."""
-        if s.segmenter.namer is None or not s.segmenter.namer.active:
+        """(end-start, D) speaker vectors of final frames for the relinker and namer, NaN where
+        Silero hears no speech; None when neither needs them or the frames left the window."""
+        namer = s.segmenter.namer
+        if s.segmenter.relinker is None and (namer is None or not namer.active):
             return None
-        window, first = s.ring.window()  # a copy: only when there is someone to name
+        window, first = s.ring.window()  # a copy: only when some piece's voice is judged
         if start < first:
             return None
         frames = window[start - first : end - first]

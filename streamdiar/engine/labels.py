@@ -46,18 +46,21 @@ class VoicePiece:
 
     start: int  # first frame of the piece (the segment's first frame for its first piece)
     total: np.ndarray | None = None  # None while the piece has no solo speech frame
+    solo_frames: int = 0  # how many vectors `total` sums
     frames: list[int] = field(default_factory=list)
     scores: list[np.ndarray] = field(default_factory=list)  # per frame: (enrolments,) scores
 
     def add(self, frame: int, scores: np.ndarray, solo_vector: np.ndarray | None = None) -> None:
         if solo_vector is not None:
             self.total = solo_vector.astype(np.float64) if self.total is None else self.total + solo_vector
+            self.solo_frames += 1
         self.frames.append(frame)
         self.scores.append(scores)
 
     def absorb(self, other: "VoicePiece") -> None:
         if other.total is not None:
             self.total = other.total.copy() if self.total is None else self.total + other.total
+        self.solo_frames += other.solo_frames
         self.frames.extend(other.frames)
         self.scores.extend(other.scores)
 
@@ -70,6 +73,13 @@ class Namer(Protocol):
 
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[Segment]:
         """The segment, split and renamed where its pieces' voices say so."""
+
+
+class Relinker(Protocol):
+    """Gives each piece of a closing segment to the speaker its voice matches (engine/relink.py)."""
+
+    def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[tuple[Segment, list[VoicePiece]]]:
+        """The segment as consecutive runs, each with its speaker and its pieces."""
 
 
 @dataclass
@@ -93,10 +103,11 @@ class Segmenter:
     """
 
     def __init__(self, config: LabelConfig, frame_hop_s: float,
-                 namer: Namer | None = None):
+                 namer: Namer | None = None, relinker: Relinker | None = None):
         self.config = config
         self.hop = frame_hop_s
         self.namer = namer  # renames a closing segment from its voice pieces (engine/naming.py)
+        self.relinker = relinker  # ...after its pieces went to the speakers their voices match (engine/relink.py)
         self.piece_frames = int(round(PIECE_S / frame_hop_s))
         self.gap_frames = int(round(config.min_gap_s / frame_hop_s))
         self.min_frames = int(round(config.min_segment_s / frame_hop_s))
@@ -122,7 +133,8 @@ class Segmenter:
             # speech frames some speaker is on: the only ones a segment keeps scores of
             heard = ~np.isnan(voices).any(axis=1) & (activity >= onset).any(axis=0)
             solo &= heard
-            judged = self.namer.frame_scores(voices[heard])
+            judged = (self.namer.frame_scores(voices[heard]) if self.namer is not None
+                      else np.zeros((int(heard.sum()), 0)))
             scores = np.full((heard.size, judged.shape[1]), np.nan)
             scores[heard] = judged
         for t in range(activity.shape[1]):
@@ -195,7 +207,14 @@ class Segmenter:
             return []
         closed = Segment(labels[spk], round(seg.start * self.hop, 3), round((seg.last_active + 1) * self.hop, 3),
                          round(seg.activity_sum / seg.frames, 3), True)
-        return self._unrepeated(self.namer(closed, seg.pieces) if self.namer is not None else [closed])
+        runs = self.relinker(closed, seg.pieces) if self.relinker is not None else [(closed, seg.pieces)]
+        parts: list[Segment] = []
+        for run, pieces in runs:
+            for part in self.namer(run, pieces) if self.namer is not None else [run]:
+                if parts and parts[-1].speaker == part.speaker and parts[-1].end == part.start:
+                    part = Segment(part.speaker, parts.pop().start, part.end, part.confidence, True)  # two runs, one name
+                parts.append(part)
+        return self._unrepeated(parts)
 
     def _unrepeated(self, segments: list[Segment]) -> list[Segment]:
         """The parts of `segments` that no final segment of the same label already covers: the
