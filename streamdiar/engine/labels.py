@@ -11,6 +11,7 @@ from streamdiar.config import LabelConfig
 
 FILL_CLAIM = 0.1  # a speaker with at least this activity on a speech frame nobody took has a claim to it
 PIECE_S = 1.0  # final segments are named per piece of this length (engine/naming.py): a segment may hold two people, and a shorter piece spills less of one onto the other
+NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice: one second alone is a noisy voice
 
 
 def keep_counted(activity: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -63,6 +64,13 @@ class VoicePiece:
         self.solo_frames += other.solo_frames
         self.frames.extend(other.frames)
         self.scores.extend(other.scores)
+
+
+def pooled_voice(pieces: list[VoicePiece], i: int) -> np.ndarray:
+    """Piece i's summed solo vectors plus its neighbours' in the segment at `NEIGHBOUR_WEIGHT`
+    (piece i must have solo speech)."""
+    neighbours = pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2]
+    return pieces[i].total + sum(NEIGHBOUR_WEIGHT * n.total for n in neighbours if n.total is not None)
 
 
 class Namer(Protocol):

@@ -25,10 +25,8 @@ from collections import deque
 import numpy as np
 
 from streamdiar.config import TrackerConfig
-from streamdiar.engine.labels import PIECE_S, Segment, VoicePiece
+from streamdiar.engine.labels import NEIGHBOUR_WEIGHT, PIECE_S, Segment, VoicePiece, pooled_voice
 from streamdiar.engine.tracker import Speaker, Tracker, normalise
-
-NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment, or like-voiced recent piece, adds to a piece's voice
 
 
 class SegmentNamer:
@@ -56,8 +54,7 @@ class SegmentNamer:
             return [segment]
         if len(pieces) > 1 and pieces[-1].start + self.piece_frames // 2 > round(segment.end / self.hop):
             pieces[-2].absorb(pieces.pop())  # a short tail piece is decided with the one before it
-        names = [self._name(segment.speaker, piece, pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2])
-                 for i, piece in enumerate(pieces)]
+        names = [self._name(segment.speaker, pieces, i) for i in range(len(pieces))]
         out: list[Segment] = []
         for i, piece in enumerate(pieces):
             start = segment.start if i == 0 else round(piece.start * self.hop, 3)
@@ -86,12 +83,12 @@ class SegmentNamer:
             self._cohort_stats = self.tracker.norm.stats(np.stack([s.enrolment_prototype for s in enrolled]))
         return self.tracker.norm(voices, scores, self._cohort_stats)
 
-    def _name(self, label: str, piece: VoicePiece, neighbours: list[VoicePiece]) -> str:
-        if piece.total is None:  # no solo speech: nothing to judge by
+    def _name(self, label: str, pieces: list[VoicePiece], i: int) -> str:
+        if pieces[i].total is None:  # no solo speech: nothing to judge by
             return label
         enrolled = self._enrolled()
-        total = piece.total + sum(NEIGHBOUR_WEIGHT * n.total for n in neighbours if n.total is not None)
-        total = total + NEIGHBOUR_WEIGHT * self._like_voiced(total)
+        total = pooled_voice(pieces, i)
+        total = total + NEIGHBOUR_WEIGHT * self._like_voiced(total)  # like-voiced recent pieces count as neighbours do
         scores = self._scores(normalise(total)[None])[0]
         best = int(np.argmax(scores))
         if scores[best] >= self.config.final_name_similarity:

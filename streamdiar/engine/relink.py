@@ -12,16 +12,16 @@ the namer: enrolled names are then given to what each person said.
 from __future__ import annotations
 
 from collections import deque
+from itertools import groupby
 
 import numpy as np
 
 from streamdiar.config import LabelConfig
-from streamdiar.engine.labels import Segment, VoicePiece
+from streamdiar.engine.labels import Segment, VoicePiece, pooled_voice
 from streamdiar.engine.tracker import normalise
 
 MEMORY = 64  # final pieces per speaker in its running voice
 MIN_SOLO_FRAMES = 3  # a piece with fewer solo speech frames holds too little voice to move
-NEIGHBOUR_WEIGHT = 0.5  # how much each adjacent piece of the segment adds to a piece's voice
 
 
 class PieceRelinker:
@@ -41,25 +41,17 @@ class PieceRelinker:
         for label, piece in zip(labels, pieces):
             if piece.total is not None:
                 self._voices.setdefault(label, deque(maxlen=MEMORY)).append(normalise(piece.total))
-        runs: list[tuple[Segment, list[VoicePiece]]] = []
-        for i, (label, piece) in enumerate(zip(labels, pieces)):
-            if runs and runs[-1][0].speaker == label:
-                runs[-1][1].append(piece)
-                continue
-            start = segment.start if i == 0 else round(piece.start * self.hop, 3)
-            if runs:
-                prev, prev_pieces = runs[-1]
-                runs[-1] = (Segment(prev.speaker, prev.start, start, prev.confidence, True), prev_pieces)
-            runs.append((Segment(label, start, segment.end, segment.confidence, True), [piece]))
-        return runs
+        groups = [[i for i, _ in run] for _, run in groupby(enumerate(labels), key=lambda item: item[1])]
+        # a run starts at its first piece (the segment's start for the first) and ends where the next starts
+        bounds = [segment.start] + [round(pieces[g[0]].start * self.hop, 3) for g in groups[1:]] + [segment.end]
+        return [(Segment(labels[g[0]], bounds[k], bounds[k + 1], segment.confidence, True), [pieces[i] for i in g])
+                for k, g in enumerate(groups)]
 
     def _speaker(self, label: str, pieces: list[VoicePiece], i: int, prototypes: dict[str, np.ndarray]) -> str:
         piece = pieces[i]
         if piece.total is None or piece.solo_frames < MIN_SOLO_FRAMES or label not in prototypes:
             return label
-        voice = piece.total + sum(NEIGHBOUR_WEIGHT * n.total for n in pieces[max(i - 1, 0) : i] + pieces[i + 1 : i + 2]
-                                  if n.total is not None)
-        voice = normalise(voice)
+        voice = normalise(pooled_voice(pieces, i))
         scores = {other: float(prototype @ voice) for other, prototype in prototypes.items()}
         best = max(scores, key=scores.__getitem__)
         if best != label and scores[best] >= self.floor and scores[best] >= scores[label] + self.margin:
