@@ -1,9 +1,10 @@
 """Final pieces moved to the speaker whose running voice they match (engine/relink.py)."""
 import numpy as np
 
-from streamdiar.config import LabelConfig
+from streamdiar.config import LabelConfig, TrackerConfig
 from streamdiar.engine.labels import Segment, Segmenter, VoicePiece
 from streamdiar.engine.relink import PieceRelinker
+from streamdiar.engine.tracker import Tracker
 
 RNG = np.random.default_rng(11)
 HOP = 0.1
@@ -11,6 +12,16 @@ HOP = 0.1
 
 def _unit(dim: int = 256) -> np.ndarray:
     v = RNG.standard_normal(dim)
+    return v / np.linalg.norm(v)
+
+
+def _relinker(**config) -> PieceRelinker:
+    return PieceRelinker(LabelConfig(**config), HOP, Tracker(TrackerConfig(), HOP))
+
+
+def _near(voice: np.ndarray, spread: float) -> np.ndarray:
+    """A piece of one person's voice: the person plus what one second of speech adds."""
+    v = voice + spread * _unit()
     return v / np.linalg.norm(v)
 
 
@@ -30,7 +41,7 @@ def _runs(relinker: PieceRelinker, speaker: str, start: float, voices: list[np.n
 
 
 def test_a_piece_goes_to_the_speaker_whose_running_voice_it_matches():
-    relinker = PieceRelinker(LabelConfig(), HOP)
+    relinker = _relinker()
     ann, bob = _unit(), _unit()
     assert _runs(relinker, "A", 0.0, [ann, ann]) == [("A", 0.0, 2.0, [0, 10])]
     assert _runs(relinker, "B", 2.0, [bob, bob]) == [("B", 2.0, 4.0, [20, 30])]
@@ -39,7 +50,7 @@ def test_a_piece_goes_to_the_speaker_whose_running_voice_it_matches():
 
 
 def test_pieces_stay_where_the_voice_does_not_clearly_say_otherwise():
-    relinker = PieceRelinker(LabelConfig(), HOP)
+    relinker = _relinker()
     ann, bob = _unit(), _unit()
     _runs(relinker, "A", 0.0, [ann, ann])
     _runs(relinker, "B", 2.0, [bob, bob])
@@ -48,14 +59,14 @@ def test_pieces_stay_where_the_voice_does_not_clearly_say_otherwise():
     assert _runs(relinker, "C", 6.0, [bob])[0][0] == "C"  # a speaker with no final piece yet is not judged
     halfway = (ann + bob) / np.linalg.norm(ann + bob)
     assert _runs(relinker, "A", 7.0, [halfway])[0][0] == "A"  # no clear margin
-    strict = PieceRelinker(LabelConfig(relink_similarity=1.0), HOP)
+    strict = _relinker(relink_similarity=1.0)
     _runs(strict, "A", 0.0, [ann])
     _runs(strict, "B", 1.0, [bob])
     assert _runs(strict, "A", 2.0, [bob])[0][0] == "A"  # below the similarity floor
 
 
 def test_the_segmenter_closes_relinked_runs_without_a_namer():
-    relinker = PieceRelinker(LabelConfig(), HOP)
+    relinker = _relinker()
     ann, bob = _unit(), _unit()
     seg = Segmenter(LabelConfig(min_gap_s=0.0, min_segment_s=0.0, fill_speech=0.0, relink=True), HOP, relinker=relinker)
     # frames 0-19 speaker 0 (Ann), 20-39 speaker 1 (Bob), then speaker 0 for 40-79 but Bob from frame 60 on
@@ -64,3 +75,28 @@ def test_the_segmenter_closes_relinked_runs_without_a_namer():
     voices = np.stack([ann] * 20 + [bob] * 20 + [ann] * 20 + [bob] * 20 + [ann])
     out = seg.finalize(0, act, ["A", "B"], voices=voices)
     assert [(s.speaker, s.start, s.end) for s in out] == [("A", 0.0, 2.0), ("B", 2.0, 4.0), ("A", 4.0, 6.0), ("B", 6.0, 8.0)]
+
+
+def test_a_running_voice_that_holds_two_people_splits_and_later_pieces_follow_their_voice():
+    relinker = _relinker()
+    ann = _unit()
+    bob = _near(ann, 0.8)  # cosine about 0.78: two voices of one room
+    # the tracker links both to A: one-piece turns, Ann and Bob taking turns; one voice of
+    # the two, A's running voice is no closer to either, so nothing moves until it splits
+    labels = [_runs(relinker, "A", float(t), [_near(ann if t % 2 else bob, 0.3)])[0][0] for t in range(16)]
+    assert set(labels) == {"A"}
+    later = [_runs(relinker, "A", 16.0 + t, [_near(who, 0.3)])[0][0] for t, who in enumerate([ann, bob, ann, bob])]
+    assert later[0] == later[2] != later[1] == later[3]  # from now on Ann's and Bob's pieces part
+    assert set(later) == {"A", "SPEAKER_00"}  # the new speaker's label comes from the tracker
+
+
+def test_one_voice_never_splits_and_a_speaker_count_hint_holds():
+    relinker = _relinker()
+    ann = _unit()
+    labels = {_runs(relinker, "A", float(t), [_near(ann, 0.3)])[0][0] for t in range(64)}
+    assert labels == {"A"}
+    capped = PieceRelinker(LabelConfig(), HOP, tracker := Tracker(TrackerConfig(), HOP))
+    tracker.set_speaker_count(num=1)
+    bob = _near(ann, 0.8)
+    labels = {_runs(capped, "A", float(t), [_near(ann if t % 2 else bob, 0.3)])[0][0] for t in range(40)}
+    assert labels == {"A"}

@@ -68,7 +68,7 @@ class Diarizer:
         return Tracker(config, self.hop_s, norm=self._cohort_norm(config.cohort_top_k))
 
     def new_segmenter(self, config: LabelConfig, tracker: Tracker) -> Segmenter:
-        relinker = PieceRelinker(config, self.hop_s) if config.relink else None
+        relinker = PieceRelinker(config, self.hop_s, tracker) if config.relink else None
         return Segmenter(config, self.hop_s, namer=SegmentNamer(tracker, tracker.config, self.hop_s), relinker=relinker)
 
     def _cohort_norm(self, top_k: int) -> CohortNorm | None:
@@ -127,13 +127,14 @@ class Diarizer:
 
     def _advance(self, states: list[StreamState], finals: dict, provisional: dict, final: bool) -> None:
         new = self.featurizer([s.features for s in states])
-        windows = []
+        windows, pushed = [], []
         for s, frames in zip(states, new):
             if final:
                 # flush padding may complete frames past the real audio: keep only real ones
                 real = math.ceil(s.received / self.featurizer.hop)
                 frames = frames[: max(0, real - s.ring.count)]
             s.ring.push(frames)
+            pushed.append(frames)
             if s.feature_log is not None:
                 s.feature_log.append(frames)
             windows.append(s.ring.window()[0])
@@ -146,7 +147,8 @@ class Diarizer:
                 heard = s.steps_done * self.step_samples
                 final_upto = min(s.ring.count, int((heard / SAMPLE_RATE - self.latency_s + 1e-9) / self.hop_s))
             speech = windows[i][:, VAD_MAX_COLUMN]
-            step = (s.ring.count, final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i], speech)
+            # the new frames too: relinking and naming read the final frames' voices from the window
+            step = (pushed[i], final_upto, slots.activity[i], slots.embeddings[i], slots.confidence[i], speech)
             if s.step_log is not None:
                 s.step_log.append(step)
             f, p = self._link_and_label(s, *step[2:], final_upto)

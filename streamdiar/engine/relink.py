@@ -8,6 +8,12 @@ speaker's running voice than to its segment's speaker's, and at least `relink_si
 it, moves to that speaker. A speaker's running voice is the mean of the last `MEMORY` final pieces
 that ended up with it, so the final labels themselves are the judge, not the slots. Runs before
 the namer: enrolled names are then given to what each person said.
+
+A running voice can hold two people: the tracker opens a speaker only for a slot that sounds like
+no one known, and two voices in one room can sound alike from the first window on, so it links
+both to one speaker for good. When a speaker's remembered pieces fall into two groups whose own
+voices fit them clearly better than one voice does (`relink_split_gain`), the smaller group becomes
+a new speaker, and later pieces go to whichever of the two they match.
 """
 from __future__ import annotations
 
@@ -18,19 +24,24 @@ import numpy as np
 
 from streamdiar.config import LabelConfig
 from streamdiar.engine.labels import Segment, VoicePiece, pooled_voice
-from streamdiar.engine.tracker import normalise
+from streamdiar.engine.tracker import Tracker, normalise
 
 MEMORY = 64  # final pieces per speaker in its running voice
 MIN_SOLO_FRAMES = 3  # a piece with fewer solo speech frames holds too little voice to move
+SPLIT_MIN_PIECES = 16  # a running voice is tested for two people once it holds this many pieces...
+SPLIT_MIN_SHARE = 0.25  # ...and the smaller of its two groups must hold at least this share of them
+SPLIT_ITERATIONS = 10
 
 
 class PieceRelinker:
     """Splits a closing segment into runs of pieces, each run given to the speaker its voice matches."""
 
-    def __init__(self, config: LabelConfig, hop_s: float):
+    def __init__(self, config: LabelConfig, hop_s: float, tracker: Tracker):
         self.margin = config.relink_margin
         self.floor = config.relink_similarity
+        self.split_gain = config.relink_split_gain
         self.hop = hop_s
+        self.tracker = tracker  # gives a split-off speaker its label, and the speaker-count limit
         self._voices: dict[str, deque[np.ndarray]] = {}  # speaker -> its last final pieces' unit voices
 
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[tuple[Segment, list[VoicePiece]]]:
@@ -41,6 +52,9 @@ class PieceRelinker:
         for label, piece in zip(labels, pieces):
             if piece.total is not None:
                 self._voices.setdefault(label, deque(maxlen=MEMORY)).append(normalise(piece.total))
+        if self.split_gain > 0:
+            for label in dict.fromkeys(labels):
+                self._split(label)
         groups = [[i for i, _ in run] for _, run in groupby(enumerate(labels), key=lambda item: item[1])]
         # a run starts at its first piece (the segment's start for the first) and ends where the next starts
         bounds = [segment.start] + [round(pieces[g[0]].start * self.hop, 3) for g in groups[1:]] + [segment.end]
@@ -57,3 +71,33 @@ class PieceRelinker:
         if best != label and scores[best] >= self.floor and scores[best] >= scores[label] + self.margin:
             return best
         return label
+
+    def _split(self, label: str) -> None:
+        """Gives the smaller of two clearly distinct groups of `label`'s remembered pieces to a new speaker."""
+        voices = self._voices.get(label, ())
+        if len(voices) < SPLIT_MIN_PIECES or len(self._voices) >= self.tracker.max_speakers:
+            return
+        stacked = np.stack(voices)
+        kept = split_in_two(stacked, self.split_gain)
+        if kept is not None:
+            self._voices[label] = deque(stacked[kept], maxlen=MEMORY)
+            self._voices[self.tracker.new_label()] = deque(stacked[~kept], maxlen=MEMORY)
+
+
+def split_in_two(voices: np.ndarray, min_gain: float) -> np.ndarray | None:
+    """Unit vectors (n, D) of what one speaker said -> a mask of the larger of two groups, when
+    two voices (the groups' mean directions) fit the vectors at least `min_gain` better in mean
+    cosine than one does and the smaller group holds at least `SPLIT_MIN_SHARE` of them; else None.
+    The groups are a spherical 2-means seeded with the two least alike vectors."""
+    similarity = voices @ voices.T
+    centres = voices[list(np.unravel_index(np.argmin(similarity), similarity.shape))]
+    for _ in range(SPLIT_ITERATIONS):
+        group = (voices @ centres.T).argmax(axis=1)
+        if group.min() == group.max():
+            return None
+        centres = normalise(np.stack([voices[group == k].sum(axis=0) for k in (0, 1)]))
+    sizes = np.bincount(group, minlength=2)
+    gain = (voices @ centres.T).max(axis=1).mean() - (voices @ normalise(voices.sum(axis=0))).mean()
+    if gain < min_gain or sizes.min() < SPLIT_MIN_SHARE * len(voices):
+        return None
+    return group == int(sizes.argmax())

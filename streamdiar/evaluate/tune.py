@@ -42,8 +42,8 @@ def replay(diarizer: Diarizer, recordings, tracker: TrackerConfig, labels: Label
         stream = diarizer.open_stream(uri)
         state = stream.state
         finals = []
-        for ring_count, final_upto, *outputs in steps:
-            state.ring.count = ring_count
+        for frames, final_upto, *outputs in steps:
+            state.ring.push(frames)
             f, _ = diarizer._link_and_label(state, *outputs, final_upto)
             finals.extend(f)
         finals.extend(closing_segments(state, duration))
