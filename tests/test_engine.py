@@ -4,6 +4,7 @@ import numpy as np
 from streamdiar.audio import SAMPLE_RATE, load_audio
 from streamdiar.config import replace
 from streamdiar.evaluate.der import DERScorer, read_rttm, to_annotation
+from streamdiar.engine.windows import FrameRing
 from streamdiar.evaluate.tune import replay
 from pyannote.core import Segment as Span, Timeline
 from tests.conftest import DEMO, REAL_DEV
@@ -146,3 +147,13 @@ def test_speaker_count_removes_a_second_label_where_one_person_speaks(diarizer):
         diarizer.config = base
     assert counted["false_alarm"] < uncounted["false_alarm"] - 0.02, (counted, uncounted)
     assert counted["der"] <= uncounted["der"], (counted, uncounted)
+
+
+def test_the_frame_ring_hands_out_frames_it_still_holds_and_they_never_change():
+    ring = FrameRing(window_frames=4, feature_dim=2)
+    ring.push(np.arange(10, dtype=np.float32).reshape(5, 2))  # frames 0-4; the window holds 1-4
+    held = ring.between(2, 4)
+    assert held.tolist() == [[4.0, 5.0], [6.0, 7.0]]
+    assert ring.between(0, 2) is None  # frame 0 has left the window
+    ring.push(np.full((3, 2), -1.0, dtype=np.float32))
+    assert held.tolist() == [[4.0, 5.0], [6.0, 7.0]] and not held.flags.writeable

@@ -185,10 +185,9 @@ class Diarizer:
         namer = s.segmenter.namer
         if s.segmenter.relinker is None and (namer is None or not namer.active):
             return None
-        window, first = s.ring.window()  # a copy: only when some piece's voice is judged
-        if start < first:
+        frames = s.ring.between(start, end)
+        if frames is None:
             return None
-        frames = window[start - first : end - first]
         return np.where(frames[:, VAD_MEAN_COLUMN:VAD_MEAN_COLUMN + 1] >= SPEECH_PROBABILITY, frames[:, :EMBED_DIM], np.nan)
 
     def _activity(self, s: StreamState, start: int, end: int, speakers: int) -> np.ndarray:

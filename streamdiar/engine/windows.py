@@ -20,3 +20,13 @@ class FrameRing:
     def window(self) -> tuple[np.ndarray, int]:
         """(window_frames, F) copy and the absolute index of its first row (may be negative)."""
         return self._frames.copy(), self.count - self.window_frames
+
+    def between(self, start: int, end: int) -> np.ndarray | None:
+        """(end-start, F) read-only view of absolute frames [start, end), None if some have left
+        the window (`push` builds a new array, so a view never changes under its holder)."""
+        first = self.count - self.window_frames
+        if start < first:
+            return None
+        view = self._frames[start - first : end - first]
+        view.flags.writeable = False
+        return view
