@@ -35,7 +35,7 @@ class StreamState:
     steps_done: int = 0
     finished: bool = False
     feature_log: list[np.ndarray] | None = None  # every frame's features, when asked for (evaluation)
-    step_log: list[tuple] | None = None  # every step's model output, when asked for (tuning by replay)
+    step_log: list[tuple] | None = None  # every step's new frames and model output, when asked for (tuning by replay)
     provisional: list[Segment] = field(default_factory=list)  # as of the latest step
 
     @property

@@ -1,8 +1,9 @@
 """Tuning the tracker and label settings on a labelled folder by replaying recorded model outputs.
 
 The Weighter never sees the tracker's decisions, so one streaming run per file records every
-step's slots; each candidate setting then replays only the linking and labelling, exactly as the
-engine does them (same Tracker, Aggregator and Segmenter code), which takes seconds, not minutes.
+step's slots and new frames; each candidate setting then replays only the linking, labelling and
+relinking, exactly as the engine does them (same Tracker, Aggregator, Segmenter and PieceRelinker
+code, reading the final frames' voices from the replayed frames), which takes seconds, not minutes.
 Tune on simulated held-out speakers, never on the recordings you report.
 """
 from __future__ import annotations
