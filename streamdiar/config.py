@@ -132,6 +132,7 @@ class LabelConfig:
     relink_margin: float = 0.08  # ...by at least this much cosine...
     relink_similarity: float = 0.75  # ...and at least this close to it
     relink_split_gain: float = 0.03  # a speaker whose final pieces form two groups this much better fitted (mean cosine) than one splits in two; 0 = never
+    relink_merge_similarity: float = 0.97  # two speakers whose running voices are this alike (cosine) merge; 0 = never
 
     def check(self, at: str) -> None:
         if not 0 < self.onset < 1:
@@ -142,7 +143,7 @@ class LabelConfig:
             raise ConfigError(f"{at}.vad_floor: must be in [0, 1)")
         if not 0 <= self.fill_speech <= 1:
             raise ConfigError(f"{at}.fill_speech: must be in [0, 1] (0 = off)")
-        for name in ("relink_margin", "relink_similarity", "relink_split_gain"):
+        for name in ("relink_margin", "relink_similarity", "relink_split_gain", "relink_merge_similarity"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.fill_trim_s < 0:

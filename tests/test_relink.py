@@ -3,7 +3,7 @@ import numpy as np
 
 from streamdiar.config import LabelConfig, TrackerConfig
 from streamdiar.engine.labels import Segment, Segmenter, VoicePiece
-from streamdiar.engine.relink import PieceRelinker
+from streamdiar.engine.relink import MERGE_MIN_PIECES, PieceRelinker
 from streamdiar.engine.tracker import Tracker
 
 RNG = np.random.default_rng(11)
@@ -100,3 +100,26 @@ def test_one_voice_never_splits_and_a_speaker_count_hint_holds():
     bob = _near(ann, 0.8)
     labels = {_runs(capped, "A", float(t), [_near(ann if t % 2 else bob, 0.3)])[0][0] for t in range(40)}
     assert labels == {"A"}
+
+
+def test_two_speakers_with_one_voice_merge_into_the_older_and_distinct_voices_never_do():
+    relinker = _relinker()
+    ann = _unit()
+    bob = _near(ann, 0.6)  # cosine about 0.86: alike, but two people
+    # the tracker opened Ann twice (A, then C) and Bob once; pieces stay where the tracker put them
+    for t in range(MERGE_MIN_PIECES - 1):
+        assert [_runs(relinker, who, 3.0 * t + k, [_near(voice, 0.3)])[0][0] for k, (who, voice) in
+                enumerate([("A", ann), ("B", bob), ("C", ann)])] == ["A", "B", "C"]
+    # once A and C each hold enough pieces, their running voices are one person's: C merges into
+    # A, also for the segments the tracker still labels C
+    t = 3.0 * MERGE_MIN_PIECES
+    assert _runs(relinker, "A", t, [_near(ann, 0.3)])[0][0] == "A"
+    assert _runs(relinker, "B", t + 1, [_near(bob, 0.3)])[0][0] == "B"
+    assert _runs(relinker, "C", t + 2, [_near(ann, 0.3)])[0][0] == "A"
+    assert _runs(relinker, "C", 50.0, [_near(ann, 0.3), _near(ann, 0.3)]) == [("A", 50.0, 52.0, [500, 510])]
+    assert [_runs(relinker, "B", 52.0 + k, [_near(bob, 0.3)])[0][0] for k in range(20)] == ["B"] * 20
+    never = _relinker(relink_merge_similarity=0.0)
+    for k in range(20):
+        _runs(never, "A", 2.0 * k, [_near(ann, 0.3)])
+        _runs(never, "C", 2.0 * k + 1, [_near(ann, 0.3)])
+    assert _runs(never, "C", 40.0, [_near(ann, 0.3)])[0][0] == "C"
