@@ -123,3 +123,14 @@ def test_two_speakers_with_one_voice_merge_into_the_older_and_distinct_voices_ne
         _runs(never, "A", 2.0 * k, [_near(ann, 0.3)])
         _runs(never, "C", 2.0 * k + 1, [_near(ann, 0.3)])
     assert _runs(never, "C", 40.0, [_near(ann, 0.3)])[0][0] == "C"
+
+
+def test_an_anonymous_speaker_with_an_enrolled_voice_merges_into_the_name():
+    tracker = Tracker(TrackerConfig(), HOP)
+    ann = _unit()
+    tracker.add_known("Ann", ann[None])
+    relinker = PieceRelinker(LabelConfig(), HOP, tracker)
+    for t in range(MERGE_MIN_PIECES):  # the anonymous speaker's first piece came before the name's
+        _runs(relinker, "SPEAKER_00", 2.0 * t, [_near(ann, 0.3)])
+        _runs(relinker, "Ann", 2.0 * t + 1, [_near(ann, 0.3)])
+    assert _runs(relinker, "SPEAKER_00", 50.0, [_near(ann, 0.3)])[0][0] == "Ann"

@@ -20,8 +20,8 @@ that mixed in another voice, or a stretch that sounded unlike the person's earli
 the two then share that person's words for good, since each piece is as close to one as to the
 other. When the running voices of two speakers, each with `MERGE_MIN_PIECES` or more pieces, are
 at least `relink_merge_similarity` alike (one person's two running voices measured 0.97-0.99 on
-simulated long conversations, two people's at most 0.96), the newer one merges into the older:
-its later segments carry the older label.
+simulated long conversations, two people's at most 0.96), the newer one merges into the older,
+an anonymous one into an enrolled name: its later segments carry the label that stays.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class PieceRelinker:
         self.hop = hop_s
         self.tracker = tracker  # gives a split-off speaker its label, and the speaker-count limit
         self._voices: dict[str, deque[np.ndarray]] = {}  # speaker -> its last final pieces' unit voices (oldest speaker first)
-        self._merged: dict[str, str] = {}  # tracker label -> the speaker it merged into
+        self._merged: dict[str, str] = {}  # label -> the speaker it merged into
 
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[tuple[Segment, list[VoicePiece]]]:
         if not pieces:
@@ -101,7 +101,8 @@ class PieceRelinker:
 
     def _merge(self, label: str) -> None:
         """Merges `label` and the first speaker whose running voice is as alike as one person's
-        (both with enough pieces): the newer of the two goes into the older."""
+        (both with enough pieces): the newer of the two goes into the older, an anonymous one into
+        an enrolled name."""
         voices = self._voices.get(label, ())
         if len(voices) < MERGE_MIN_PIECES:
             return
@@ -109,8 +110,9 @@ class PieceRelinker:
         for other, theirs in self._voices.items():
             if (other != label and len(theirs) >= MERGE_MIN_PIECES
                     and normalise(np.sum(theirs, axis=0)) @ voice >= self.merge_similarity):
+                named = {s.label for s in self.tracker.speakers if s.enrolled}
                 order = list(self._voices)
-                older, newer = (other, label) if order.index(other) < order.index(label) else (label, other)
+                older, newer = sorted((label, other), key=lambda who: (who not in named, order.index(who)))
                 self._voices[older].extend(self._voices.pop(newer))
                 self._merged = {tracker: (older if into == newer else into) for tracker, into in self._merged.items()}
                 self._merged[newer] = older
