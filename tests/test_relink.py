@@ -118,6 +118,12 @@ def test_two_speakers_with_one_voice_merge_into_the_older_and_distinct_voices_ne
     assert _runs(relinker, "C", t + 2, [_near(ann, 0.3)])[0][0] == "A"
     assert _runs(relinker, "C", 50.0, [_near(ann, 0.3), _near(ann, 0.3)]) == [("A", 50.0, 52.0, [500, 510])]
     assert [_runs(relinker, "B", 52.0 + k, [_near(bob, 0.3)])[0][0] for k in range(20)] == ["B"] * 20
+    # live labels follow: the tracker's A and C, both active now, show as one speaker A
+    segmenter = Segmenter(LabelConfig(), HOP, relinker=relinker)
+    act = np.zeros((3, 20), dtype=np.float32)
+    act[0, :8] = act[2, 5:15] = act[1, 16:] = 0.9
+    assert [(s.speaker, s.start, s.end, s.final) for s in segmenter.provisional(720, act, ["A", "B", "C"])] == [
+        ("A", 72.0, 73.5, False), ("B", 73.6, 74.0, False)]
     never = _relinker(relink_merge_similarity=0.0)
     for k in range(20):
         _runs(never, "A", 2.0 * k, [_near(ann, 0.3)])

@@ -89,6 +89,9 @@ class Relinker(Protocol):
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[tuple[Segment, list[VoicePiece]]]:
         """The segment as consecutive runs, each with its speaker and its pieces."""
 
+    def current(self, label: str) -> str:
+        """The speaker that a tracker label's segments now go to (another where the two merged)."""
+
 
 @dataclass
 class _Open:
@@ -207,7 +210,18 @@ class Segmenter:
             count = (seg.frames if seg else 0) + values.size
             out.append(Segment(labels[spk], round(first * self.hop, 3), round((last + 1) * self.hop, 3),
                                round(total / max(count, 1), 3), False))
-        return out
+        return self._as_final(out) if self.relinker is not None else out
+
+    def _as_final(self, provisional: list[Segment]) -> list[Segment]:
+        """Provisional segments under the labels final ones will carry: tracker speakers the
+        relinker merged show as the one speaker they now are, in one segment spanning theirs."""
+        joined: dict[str, Segment] = {}
+        for seg in provisional:
+            label = self.relinker.current(seg.speaker)
+            other = joined.get(label, seg)
+            joined[label] = Segment(label, min(seg.start, other.start), max(seg.end, other.end),
+                                    max(seg.confidence, other.confidence), False)
+        return list(joined.values())
 
     def _close(self, spk: int, labels: list[str]) -> list[Segment]:
         seg = self.open.pop(spk)

@@ -21,7 +21,8 @@ the two then share that person's words for good, since each piece is as close to
 other. When the running voices of two speakers, each with `MERGE_MIN_PIECES` or more pieces, are
 at least `relink_merge_similarity` alike (one person's two running voices measured 0.97-0.99 on
 simulated long conversations, two people's at most 0.96), the newer one merges into the older,
-an anonymous one into an enrolled name: its later segments carry the label that stays.
+an anonymous one into an enrolled name: its later segments, provisional ones too, carry the label
+that stays.
 """
 from __future__ import annotations
 
@@ -76,6 +77,9 @@ class PieceRelinker:
         bounds = [segment.start] + [round(pieces[g[0]].start * self.hop, 3) for g in groups[1:]] + [segment.end]
         return [(Segment(labels[g[0]], bounds[k], bounds[k + 1], segment.confidence, True), [pieces[i] for i in g])
                 for k, g in enumerate(groups)]
+
+    def current(self, label: str) -> str:
+        return self._merged.get(label, label)
 
     def _speaker(self, label: str, pieces: list[VoicePiece], i: int, prototypes: dict[str, np.ndarray]) -> str:
         piece = pieces[i]
