@@ -59,7 +59,7 @@ class PieceRelinker:
     def __call__(self, segment: Segment, pieces: list[VoicePiece]) -> list[tuple[Segment, list[VoicePiece]]]:
         if not pieces:
             return [(segment, pieces)]
-        speaker = self._merged.get(segment.speaker, segment.speaker)
+        speaker = self.current(segment.speaker)
         prototypes = {label: normalise(np.sum(voices, axis=0)) for label, voices in self._voices.items()}
         labels = [self._speaker(speaker, pieces, i, prototypes) for i in range(len(pieces))]
         for label, piece in zip(labels, pieces):
@@ -71,7 +71,7 @@ class PieceRelinker:
         if self.merge_similarity > 0:
             for label in dict.fromkeys(labels):
                 self._merge(label)
-            labels = [self._merged.get(label, label) for label in labels]
+            labels = [self.current(label) for label in labels]
         groups = [[i for i, _ in run] for _, run in groupby(enumerate(labels), key=lambda item: item[1])]
         # a run starts at its first piece (the segment's start for the first) and ends where the next starts
         bounds = [segment.start] + [round(pieces[g[0]].start * self.hop, 3) for g in groups[1:]] + [segment.end]
@@ -79,6 +79,7 @@ class PieceRelinker:
                 for k, g in enumerate(groups)]
 
     def current(self, label: str) -> str:
+        """The speaker `label`'s segments now go to: itself, or the one it merged into."""
         return self._merged.get(label, label)
 
     def _speaker(self, label: str, pieces: list[VoicePiece], i: int, prototypes: dict[str, np.ndarray]) -> str:
