@@ -93,6 +93,7 @@ class TrackerConfig:
     final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
     final_unname_similarity: float = 0.82  # ...a piece the tracker named that scores below this against it loses the name
     final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too
+    final_frame_name_similarity: float = 0.86  # a speech frame of an anonymous piece scoring this against an enrolment gets that name (1 = never)
     final_context_similarity: float = 0.86  # a piece's voice also pools recent pieces this alike (raw cosine)...
     final_context_pieces: int = 50  # ...out of the session's last this-many judged pieces (0 = none)
     max_speakers: int = 20
@@ -104,7 +105,7 @@ class TrackerConfig:
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
                      "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
-                     "final_frame_similarity", "final_context_similarity"):
+                     "final_frame_similarity", "final_frame_name_similarity", "final_context_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")

@@ -14,6 +14,7 @@ def test_default_yaml_spells_out_the_builtin_defaults():
     ("stream:\n  stepp_s: 0.5\n", "stream.stepp_s"),
     ("tracker:\n  confidence_gate: 2\n", "tracker.confidence_gate"),
     ("tracker:\n  final_frame_similarity: -0.1\n", "tracker.final_frame_similarity"),
+    ("tracker:\n  final_frame_name_similarity: 1.5\n", "tracker.final_frame_name_similarity"),
     ("tracker:\n  final_context_pieces: -1\n", "tracker.final_context_pieces"),
     ("stream:\n  step_s: fast\n", "stream.step_s"),
     ("stream:\n  step_s: 1.0\n  latency_s: 0.5\n", "stream.latency_s"),

@@ -107,6 +107,22 @@ def test_frames_of_a_named_piece_that_are_not_that_voice_stay_anonymous():
     assert named(final_frame_similarity=0.0) == [("Ann", 0.0, 1.0)]  # the frame check off
 
 
+def test_frames_of_an_anonymous_piece_that_are_an_enrolled_voice_take_the_name():
+    """A short turn inside someone else's segment: the piece's pooled voice is the stranger's and
+    stays anonymous, but the frames whose own vector is Bob's are named Bob."""
+    def named(**config):
+        namer, _, bob = _namer(**config)
+        stranger = _unit()
+        piece = VoicePiece(0)
+        vectors = np.stack([stranger] * 7 + [bob] * 3)
+        for frame, (vector, scores) in enumerate(zip(vectors, namer.frame_scores(vectors))):
+            piece.add(frame, scores, vector)
+        return [(s.speaker, s.start, s.end) for s in namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [piece])]
+
+    assert named() == [("SPEAKER_00", 0.0, 0.7), ("Bob", 0.7, 1.0)]
+    assert named(final_frame_name_similarity=1.0) == [("SPEAKER_00", 0.0, 1.0)]  # the frame naming off
+
+
 def _overlapped(namer: SegmentNamer, start: int, voice: np.ndarray, frames: int) -> VoicePiece:
     """A piece whose speech frames all overlap another speaker: scored, but no solo vector."""
     piece = VoicePiece(start)
@@ -130,10 +146,13 @@ def test_an_overlapped_piece_takes_a_judged_neighbours_name_and_its_frames_are_s
 
 
 def test_no_solo_speech_keeps_the_trackers_label_and_a_short_tail_joins_the_piece_before():
-    namer, ann, _ = _namer()
+    namer, ann, _ = _namer(final_frame_name_similarity=1.0)  # frame naming off: pieces first
     assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [VoicePiece(0)])[0].speaker == "SPEAKER_00"
-    assert namer(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True),
-                 [_overlapped(namer, 0, ann, 10), _overlapped(namer, 10, ann, 10)])[0].speaker == "SPEAKER_00"
+    overlapped = [_overlapped(namer, 0, ann, 10), _overlapped(namer, 10, ann, 10)]
+    assert namer(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True), overlapped)[0].speaker == "SPEAKER_00"
+    # ...the pieces are not judged, but frames whose own voice is clearly Ann's are named
+    frame_naming = SegmentNamer(namer.tracker, TrackerConfig(), HOP)
+    assert frame_naming(Segment("SPEAKER_00", 0.0, 2.0, 0.7, True), overlapped)[0].speaker == "Ann"
     # one solo frame is judged: its vector is already the voice of a whole sub-window
     assert namer(Segment("SPEAKER_00", 0.0, 1.0, 0.7, True), [_piece(namer, 0, ann, 1)])[0].speaker == "Ann"
     # the tail piece (frames 10-13, 0.4 s) is decided with the first: Ann's voice outweighs it, and

@@ -15,8 +15,10 @@ name. Even one solo frame is judged: its vector is the GE2E of a whole sub-windo
 piece with no solo frame at all (its speech all overlapped) takes the enrolled name of a judged
 neighbour in the segment, else keeps the tracker's label. Within a named piece, each speech frame's
 own vector must still plausibly be that person: where a segment runs on into someone else's words,
-the piece's voice is mostly the named speaker's, but the other person's frames are not. Provisional
-labels keep the tracker's names: they have no look-ahead.
+the piece's voice is mostly the named speaker's, but the other person's frames are not. The
+reverse holds in an anonymous piece: an enrolled person's short turn inside someone else's segment
+is a few frames of the piece, too few to name it, but those frames' own vectors can be clearly that
+person's, and they take the name. Provisional labels keep the tracker's names: they have no look-ahead.
 """
 from __future__ import annotations
 
@@ -123,21 +125,24 @@ class SegmentNamer:
         return self._unnamed[name]
 
     def _vetted(self, name: str, label: str, piece: VoicePiece, start: float, end: float) -> list[tuple[str, float, float]]:
-        """(speaker, start, end) parts of a piece named `name`: its speech frames whose own voice
-        scores below `final_frame_similarity` against that enrolment go back to an anonymous label."""
+        """(speaker, start, end) parts of a piece named `name`, each speech frame checked on its own
+        voice: in a piece named for an enrolment, a frame scoring below `final_frame_similarity`
+        against it goes back to an anonymous label; in an anonymous piece, a frame scoring at least
+        `final_frame_name_similarity` against an enrolment takes that name."""
         enrolled = [s.label for s in self._enrolled()]
-        if name not in enrolled:
-            return [(name, start, end)]
-        column = enrolled.index(name)
-        vetoed = [f for f, scores in zip(piece.frames, piece.scores) if scores[column] < self.config.final_frame_similarity]
-        if not vetoed:
-            return [(name, start, end)]
-        anonymous = self._unnamed_label(label) if label in enrolled else label
+        if name in enrolled:
+            column = enrolled.index(name)
+            vetoed = [f for f, scores in zip(piece.frames, piece.scores) if scores[column] < self.config.final_frame_similarity]
+            anonymous = self._unnamed_label(label) if vetoed and label in enrolled else label
+            elsewhere = [(frame, anonymous) for frame in vetoed]
+        else:
+            elsewhere = [(frame, enrolled[int(np.argmax(scores))]) for frame, scores in zip(piece.frames, piece.scores)
+                         if enrolled and scores.max() >= self.config.final_frame_name_similarity]
         parts = [(name, start, end)]
-        for frame in vetoed:
+        for frame, other in elsewhere:
             lo, hi = max(start, round(frame * self.hop, 3)), min(end, round((frame + 1) * self.hop, 3))
             who, a, b = parts[-1]
             if hi <= lo or lo < a:
                 continue
-            parts[-1:] = [(who, a, lo), (anonymous, lo, hi), (who, hi, b)]
+            parts[-1:] = [(who, a, lo), (other, lo, hi), (who, hi, b)]
         return [p for p in parts if p[2] > p[1]]
