@@ -135,9 +135,11 @@ class SegmentNamer:
             vetoed = [f for f, scores in zip(piece.frames, piece.scores) if scores[column] < self.config.final_frame_similarity]
             anonymous = self._unnamed_label(label) if vetoed and label in enrolled else label
             elsewhere = [(frame, anonymous) for frame in vetoed]
-        else:
+        elif enrolled and self.config.final_frame_name_similarity < 1:  # normalised scores can exceed 1: 1 is off
             elsewhere = [(frame, enrolled[int(np.argmax(scores))]) for frame, scores in zip(piece.frames, piece.scores)
-                         if enrolled and scores.max() >= self.config.final_frame_name_similarity]
+                         if scores.max() >= self.config.final_frame_name_similarity]
+        else:
+            elsewhere = []
         parts = [(name, start, end)]
         for frame, other in elsewhere:
             lo, hi = max(start, round(frame * self.hop, 3)), min(end, round((frame + 1) * self.hop, 3))
