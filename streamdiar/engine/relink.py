@@ -119,7 +119,7 @@ class PieceRelinker:
                 order = list(self._voices)
                 older, newer = sorted((label, other), key=lambda who: (who not in named, order.index(who)))
                 self._voices[older].extend(self._voices.pop(newer))
-                self._merged = {tracker: (older if into == newer else into) for tracker, into in self._merged.items()}
+                self._merged = {was: (older if into == newer else into) for was, into in self._merged.items()}
                 self._merged[newer] = older
                 return
 
