@@ -9,9 +9,9 @@ of reference speech is checked against the final labels:
 - enrolled speaker: share of its speech labelled with its own name (target >= 90%);
 - unenrolled speaker: share of its speech labelled with an enrolled name (target < 5%); in
   overlap, the name of an enrolled speaker who is talking at that moment is theirs, not counted.
-Figures are over each speaker's solo speech (one reference speaker talking) and over all of it,
-as a share of the speech and of the part the engine labelled at all (missed speech is a DER
-matter, counted separately). Test sets:
+Figures are over each speaker's solo speech (one reference speaker talking), its overlapped speech
+(another reference speaker talking too) and all of it, as a share of the speech and of the part
+the engine labelled at all (missed speech is a DER matter, counted separately). Test sets:
 - recordings: the recordings as they are, mixed into conversations (the acceptance set);
 - rooms: the simulator's synthetic rooms and noise on the conversation while the enrollment
   stays clean, a deliberate channel mismatch (a stress figure);
@@ -108,7 +108,7 @@ def attribution(ref: np.ndarray, hyp: np.ndarray, hyp_labels: list[str], own: st
 
 
 def score(ref_activity: np.ndarray, ref_names: list[str | None], segments, names: set[str]) -> list[dict]:
-    """Per reference speaker: seconds by category, on solo speech and on all speech."""
+    """Per reference speaker: seconds by category, on solo, overlapped and all speech."""
     blocks = ref_activity.shape[1]
     labels = sorted({s.speaker for s in segments})
     hyp = label_grid(segments, labels, blocks)
@@ -121,6 +121,7 @@ def score(ref_activity: np.ndarray, ref_names: list[str | None], segments, names
     for k, own in enumerate(ref_names):
         out.append({"enrolled": own is not None,
                     "solo": attribution(ref_activity[k] & solo, hyp, labels, own, names, elsewhere),
+                    "overlap": attribution(ref_activity[k] & ~solo, hyp, labels, own, names, elsewhere),
                     "all": attribution(ref_activity[k], hyp, labels, own, names, elsewhere)})
     return out
 
@@ -213,7 +214,7 @@ def summarise(results: list[list[dict]]) -> dict:
     """Pooled shares and per-(conversation, speaker) worst cases for both roles."""
     out = {}
     for role, key in (("enrolled", "right"), ("unknown", None)):
-        for part in ("solo", "all"):
+        for part in ("solo", "overlap", "all"):
             rows = [r[part] for conv in results for r in conv if r["enrolled"] == (role == "enrolled")]
             if not rows:
                 continue
@@ -253,7 +254,7 @@ def print_summary(title: str, summary: dict) -> None:
     for key, s in summary.items():
         role, part = key.split("_")
         what = "own name" if role == "enrolled" else "a name"
-        print(f"  {role:<8} {part:<4} {s['speech_s']:6.1f} s: {what} on {100 * s['share_of_labelled']:5.1f}% of labelled, "
+        print(f"  {role:<8} {part:<7} {s['speech_s']:6.1f} s: {what} on {100 * s['share_of_labelled']:5.1f}% of labelled, "
               f"{100 * s['share_of_speech']:5.1f}% of speech | worst {100 * s['worst_speaker']:5.1f}%, "
               f"{s['speakers_meeting_target'] * 100:3.0f}% of {s['speakers']} meet target | other name {s['other_name']:.1f} s, "
               f"anonymous {s['anonymous']:.1f} s, missed {s['missed']:.1f} s")

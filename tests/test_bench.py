@@ -2,16 +2,19 @@
 seconds and must report sane numbers under the JSON keys issue 4 names."""
 import json
 
+import numpy as np
 import pytest
 
 from bench.__main__ import parse_args, write
 from bench.audio import looped, speech, stream_offsets
 from bench.der import der_vs_latency
 from bench.file_mode import file_mode
+from bench.known_speakers import score
 from bench.label_latency import label_latency
 from bench.memory import measure, rss_mb
 from bench.steps import scaling
 from streamdiar import load_config
+from streamdiar.engine.labels import Segment
 from tests.conftest import REAL_DEV
 
 
@@ -119,3 +122,17 @@ def test_command_line_rejects_what_it_cannot_run(capsys):
         with pytest.raises(SystemExit):
             parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_known_speaker_scoring_splits_solo_and_overlapped_speech():
+    activity = np.zeros((2, 300), dtype=bool)  # 10-ms blocks: alice (enrolled) 0-2 s, an unenrolled voice 1-3 s
+    activity[0, :200] = True
+    activity[1, 100:] = True
+    finals = [Segment("alice", 0.0, 1.5, 0.9, True), Segment("SPEAKER_00", 1.0, 3.0, 0.9, True)]
+    alice, other = score(activity, ["alice", None], finals, {"alice"})
+    assert alice["solo"] == {"right": 1.0, "other_name": 0.0, "anonymous": 0.0, "missed": 0.0}
+    assert alice["overlap"] == {"right": 0.5, "other_name": 0.0, "anonymous": 0.5, "missed": 0.0}
+    assert alice["all"]["right"] == 1.5
+    # alice's name on the overlap is hers while she talks: not a name given to the other voice
+    assert other["overlap"] == {"right": 0.0, "other_name": 0.0, "anonymous": 1.0, "missed": 0.0}
+    assert other["solo"]["anonymous"] == 1.0
