@@ -92,7 +92,7 @@ class TrackerConfig:
     final_naming: bool = True  # final segments are named again, piece by piece, from their own solo speech
     final_name_similarity: float = 0.835  # ...a piece scoring this against an enrolment gets that name
     final_unname_similarity: float = 0.82  # ...a piece the tracker named that scores below this against it loses the name
-    final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too
+    final_frame_similarity: float = 0.72  # ...and a speech frame of a named piece scoring below this against it does too (0 = never)
     final_frame_name_similarity: float = 0.86  # a speech frame of an anonymous piece scoring this against an enrolment gets that name (1 = never)
     final_context_similarity: float = 0.86  # a piece's voice also pools recent pieces this alike (raw cosine)...
     final_context_pieces: int = 50  # ...out of the session's last this-many judged pieces (0 = none)

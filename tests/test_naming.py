@@ -98,13 +98,13 @@ def test_frames_of_a_named_piece_that_are_not_that_voice_stay_anonymous():
     def named(**config):
         namer, ann, _ = _namer(**config)
         piece = VoicePiece(0)
-        vectors = np.stack([ann] * 6 + [_orthogonal(ann)] * 2 + [ann] * 2)
+        vectors = np.stack([ann] * 6 + [-ann] * 2 + [ann] * 2)  # two frames scoring below 0 against Ann
         for frame, (vector, scores) in enumerate(zip(vectors, namer.frame_scores(vectors))):
             piece.add(frame, scores, vector)
         return [(s.speaker, s.start, s.end) for s in namer(Segment("SPEAKER_00", 0.0, 1.0, 0.8, True), [piece])]
 
     assert named() == [("Ann", 0.0, 0.6), ("SPEAKER_00", 0.6, 0.8), ("Ann", 0.8, 1.0)]
-    assert named(final_frame_similarity=0.0) == [("Ann", 0.0, 1.0)]  # the frame check off
+    assert named(final_frame_similarity=0.0) == [("Ann", 0.0, 1.0)]  # 0: the frame check off
 
 
 def test_frames_of_an_anonymous_piece_that_are_an_enrolled_voice_take_the_name():

@@ -131,8 +131,9 @@ class SegmentNamer:
         `final_frame_name_similarity` against an enrolment takes that name."""
         enrolled = [s.label for s in self._enrolled()]
         if name in enrolled:
-            column = enrolled.index(name)
-            vetoed = [f for f, scores in zip(piece.frames, piece.scores) if scores[column] < self.config.final_frame_similarity]
+            column, floor = enrolled.index(name), self.config.final_frame_similarity
+            # normalised scores can fall below 0: 0 is off
+            vetoed = [f for f, scores in zip(piece.frames, piece.scores) if floor > 0 and scores[column] < floor]
             anonymous = self._unnamed_label(label) if vetoed and label in enrolled else label
             elsewhere = [(frame, anonymous) for frame in vetoed]
         elif enrolled and self.config.final_frame_name_similarity < 1:  # normalised scores can exceed 1: 1 is off
