@@ -132,8 +132,8 @@ class SegmentNamer:
         enrolled = [s.label for s in self._enrolled()]
         if name in enrolled:
             column, floor = enrolled.index(name), self.config.final_frame_similarity
-            # normalised scores can fall below 0: 0 is off
-            vetoed = [f for f, scores in zip(piece.frames, piece.scores) if floor > 0 and scores[column] < floor]
+            vetoed = ([f for f, scores in zip(piece.frames, piece.scores) if scores[column] < floor]
+                      if floor > 0 else [])  # normalised scores can fall below 0: 0 is off
             anonymous = self._unnamed_label(label) if vetoed and label in enrolled else label
             elsewhere = [(frame, anonymous) for frame in vetoed]
         elif enrolled and self.config.final_frame_name_similarity < 1:  # normalised scores can exceed 1: 1 is off

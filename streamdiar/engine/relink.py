@@ -60,7 +60,7 @@ class PieceRelinker:
         if not pieces:
             return [(segment, pieces)]
         speaker = self.current(segment.speaker)
-        prototypes = {label: normalise(np.sum(voices, axis=0)) for label, voices in self._voices.items()}
+        prototypes = {label: running_voice(voices) for label, voices in self._voices.items()}
         labels = [self._speaker(speaker, pieces, i, prototypes) for i in range(len(pieces))]
         for label, piece in zip(labels, pieces):
             if piece.total is not None:
@@ -111,10 +111,9 @@ class PieceRelinker:
         voices = self._voices.get(label, ())
         if len(voices) < MERGE_MIN_PIECES:
             return
-        voice = normalise(np.sum(voices, axis=0))
+        voice = running_voice(voices)
         for other, theirs in self._voices.items():
-            if (other != label and len(theirs) >= MERGE_MIN_PIECES
-                    and normalise(np.sum(theirs, axis=0)) @ voice >= self.merge_similarity):
+            if other != label and len(theirs) >= MERGE_MIN_PIECES and running_voice(theirs) @ voice >= self.merge_similarity:
                 named = {s.label for s in self.tracker.speakers if s.enrolled}
                 order = list(self._voices)
                 older, newer = sorted((label, other), key=lambda who: (who not in named, order.index(who)))
@@ -122,6 +121,11 @@ class PieceRelinker:
                 self._merged = {was: (older if into == newer else into) for was, into in self._merged.items()}
                 self._merged[newer] = older
                 return
+
+
+def running_voice(voices: deque[np.ndarray]) -> np.ndarray:
+    """A speaker's running voice: the mean direction of its remembered pieces' unit voices."""
+    return normalise(np.sum(voices, axis=0))
 
 
 def split_in_two(voices: np.ndarray, min_gain: float) -> np.ndarray | None:
