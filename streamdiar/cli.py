@@ -153,6 +153,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     counts = tuple(int(c) for c in args.speaker_counts.split(","))
     sim = dataclasses.replace(cfg.simulation, min_duration_s=args.min_duration, max_duration_s=args.max_duration,
                               speaker_counts=counts, speaker_count_weights=tuple(1.0 for _ in counts))
+    if args.dry:
+        sim = dataclasses.replace(sim, reverb_probability=0.0, noise_probability=0.0)
     rng = np.random.default_rng(args.seed)
     convs = [simulate(rng, pool, sim) for _ in range(args.count)]
     names = [f"{args.prefix}{i:03d}" if args.count > 1 else args.prefix for i in range(args.count)]
@@ -351,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-duration", type=float, default=120.0)
     p.add_argument("--prefix", default="sim")
     p.add_argument("--format", choices=("wav", "flac"), default="wav")
+    p.add_argument("--dry", action="store_true", help="no simulated room or noise: the voices as recorded")
     p.add_argument("--train-config", default="configs/train.yaml", help="the split and simulation settings")
     p.set_defaults(func=cmd_simulate)
 

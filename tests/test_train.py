@@ -1,6 +1,7 @@
 """The training command end to end on a tiny budget, and the conversation simulator."""
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from streamdiar.audio import SAMPLE_RATE
@@ -57,3 +58,20 @@ simulation: {{min_duration_s: 20, max_duration_s: 20}}
     assert set(refs) == {"val000"} and (tmp_path / "val" / "val000.wav").is_file()
     assert all(spk in meta["validation_speakers"] for spk in refs["val000"].labels())
     assert load_train_config(REPO / "configs" / "train.yaml").held_out_speakers >= 20
+
+
+def test_simulate_command_dry_writes_the_voices_without_room_or_noise(tmp_path):
+    """`streamdiar simulate --dry`: the pauses between turns are digital silence (no noise floor,
+    no reverberation tail), and every reference turn holds sound."""
+    assert main(["simulate", str(tmp_path), "--count", "1", "--dry", "--seed", "3", "--speaker-counts", "2",
+                 "--min-duration", "20", "--max-duration", "20", "--train-config", str(REPO / "configs" / "train.yaml")]) == 0
+    audio, rate = sf.read(tmp_path / "sim.wav", dtype="float32")
+    assert rate == SAMPLE_RATE
+    turns = read_rttm(tmp_path / "sim.rttm")["sim"]
+    assert len(turns.labels()) == 2
+    speech = np.zeros(audio.size, dtype=bool)
+    for seg in turns.itersegments():
+        speech[int(seg.start * rate):int(seg.end * rate)] = True
+    assert np.abs(audio[speech]).max() > 0.01
+    silent = audio[~speech] == 0
+    assert silent.mean() > 0.3  # speech inside an utterance's pauses is not zero, the gaps between turns are
