@@ -154,8 +154,8 @@ def build_trials(diarizer: Diarizer, count: int, seed: int, enroll_s: float, roo
             profiles.append(make_profile(f"N{spk}", e.embeddings, e.speech_s, [spk], diarizer.featurizer.config))
             pool.append(rest)
         pool.extend(by_name[spk] for spk in chosen[2:])
-        sim = SimulationConfig(min_duration_s=60, max_duration_s=90, speaker_counts=(len(pool),), speaker_count_weights=(1.0,),
-                               **({} if rooms else {"reverb_probability": 0.0, "noise_probability": 0.0}))
+        sim = SimulationConfig(min_duration_s=60, max_duration_s=90, speaker_counts=(len(pool),), speaker_count_weights=(1.0,))
+        sim = sim if rooms else sim.dry()
         conv = simulate(rng, pool, sim)
         ref_names = [f"N{spk}" if spk in chosen[:2] else None for spk in conv.speakers]
         trials.append({"uri": f"known{i:03d}", "audio": conv.audio, "activity": conv.activity,

@@ -154,7 +154,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     sim = dataclasses.replace(cfg.simulation, min_duration_s=args.min_duration, max_duration_s=args.max_duration,
                               speaker_counts=counts, speaker_count_weights=tuple(1.0 for _ in counts))
     if args.dry:
-        sim = dataclasses.replace(sim, reverb_probability=0.0, noise_probability=0.0)
+        sim = sim.dry()
     rng = np.random.default_rng(args.seed)
     convs = [simulate(rng, pool, sim) for _ in range(args.count)]
     names = [f"{args.prefix}{i:03d}" if args.count > 1 else args.prefix for i in range(args.count)]

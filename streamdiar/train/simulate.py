@@ -8,7 +8,7 @@ random recording level, so training sees far-field, overlapping, quiet speech as
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,10 @@ class SimulationConfig:
     snr_db: tuple[float, ...] = (10.0, 40.0)
     speaker_gain_db: tuple[float, ...] = (-6.0, 3.0)
     level_dbfs: tuple[float, ...] = (-40.0, -15.0)
+
+    def dry(self) -> "SimulationConfig":
+        """The same conversations' settings without room or noise: the voices as recorded."""
+        return replace(self, reverb_probability=0.0, noise_probability=0.0)
 
 
 @dataclass
