@@ -1,9 +1,11 @@
 """The benchmark suite, shrunk: each measurement runs the real engine on real speech for a few
 seconds and must report sane numbers under the JSON keys issue 4 names."""
 import json
+import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from bench.__main__ import parse_args, write
 from bench.audio import looped, speech, stream_offsets
@@ -12,10 +14,11 @@ from bench.file_mode import file_mode
 from bench.known_speakers import score
 from bench.label_latency import label_latency
 from bench.memory import measure, rss_mb
+from bench.slot_coverage import auc, coverage
 from bench.steps import scaling
 from streamdiar import load_config
 from streamdiar.engine.labels import Segment
-from tests.conftest import REAL_DEV
+from tests.conftest import DEMO, REAL_DEV
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +139,25 @@ def test_known_speaker_scoring_splits_solo_and_overlapped_speech():
     # alice's name on the overlap is hers while she talks: not a name given to the other voice
     assert other["overlap"] == {"right": 0.0, "other_name": 0.0, "anonymous": 1.0, "missed": 0.0}
     assert other["solo"]["anonymous"] == 1.0
+
+
+def test_slot_coverage_of_the_shipped_weighter_on_the_bundled_demo(diarizer, tmp_path):
+    """The demo is real speech (three LibriSpeech voices with overlaps): the Weighter's top slot must
+    cover nearly all solo speech and little silence, and its second slot must tell overlapped
+    frames from solo ones; a broken model or misaligned frames fail all three."""
+    audio, rate = sf.read(DEMO)
+    sf.write(tmp_path / "demo.wav", audio, rate)
+    shutil.copy(DEMO.with_suffix(".rttm"), tmp_path / "reference.rttm")
+    figures = coverage(diarizer, tmp_path)
+    assert figures["files"] == 1 and figures["overlap_share"] > 0.05
+    assert figures["solo_recall"] > 0.9
+    assert figures["top_on_silence"] < 0.3
+    assert figures["overlap_auc"] > 0.8
+    assert figures["overlap_recall"] > 5 * figures["second_on_solo"]
+
+
+def test_slot_coverage_auc_counts_ties_half():
+    positive, negative = np.array([0.2, 0.5, 0.5, 0.9]), np.array([0.1, 0.5, 0.7])
+    pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p in positive for n in negative]
+    assert auc(positive, negative) == pytest.approx(np.mean(pairs))
+    assert auc(positive, np.array([])) is None
