@@ -3,7 +3,8 @@
 DER mixes what the Weighter hears with what the tracker and the label rules make of it. This
 measures the Weighter alone: each folder's files run through the live engine once
 (`streamdiar.evaluate.tune.record`), and every 0.1-s frame gets, per slot rank, the mean over the
-windows that covered it of the window's most and second-most active slot there. Against the
+windows that covered it of the window's most and second-most active slot there (the Weighter's own
+output: before Silero's veto, linking and the label rules). Against the
 folder's `reference.rttm` (whole files, no UEM):
 
 - `solo_recall`: frames where one person speaks whose most active slot reaches the onset;
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streamdiar import Diarizer, load_config  # noqa: E402
+from streamdiar.audio import SAMPLE_RATE  # noqa: E402
 from streamdiar.evaluate.der import read_rttm  # noqa: E402
 from streamdiar.evaluate.tune import record  # noqa: E402
 
@@ -71,13 +73,13 @@ def share(mask: np.ndarray) -> float | None:
 
 
 def coverage(diarizer: Diarizer, folder: Path) -> dict:
-    hop = diarizer.featurizer.hop / 16000
+    hop = diarizer.featurizer.hop / SAMPLE_RATE
     window = diarizer.model_config.window_frames
     onset = diarizer.config.labels.onset
     refs = read_rttm(folder / "reference.rttm")
     recordings = record(diarizer, folder, folder / "reference.rttm")
     if not recordings:
-        raise SystemExit(f"{folder}: no WAV file named in its reference.rttm")
+        raise ValueError(f"{folder}: no WAV file named in its reference.rttm")
     top, second, speakers = [], [], []
     for uri, duration, steps in recordings:
         frames = int(round(duration / hop))
@@ -111,7 +113,10 @@ def main() -> None:
     diarizer = Diarizer(load_config(None, weights=args.weights, threads=args.threads))
     results = {}
     for folder in args.folders:
-        results[str(folder)] = figures = coverage(diarizer, folder)
+        try:
+            results[str(folder)] = figures = coverage(diarizer, folder)
+        except ValueError as error:
+            parser.error(str(error))
         print(folder, " ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"weights": args.weights, "sets": results}, indent=1))
