@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from streamdiar import Diarizer, load_config  # noqa: E402
 from streamdiar.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from streamdiar.config import replace  # noqa: E402
-from streamdiar.evaluate.der import read_rttm  # noqa: E402
+from streamdiar.evaluate.der import read_rttm, speaker_activity  # noqa: E402
 from streamdiar.speakers import apply_to_stream, enroll, make_profile  # noqa: E402
 from streamdiar.train.corpus import speaker_split  # noqa: E402
 from streamdiar.train.simulate import SPEECH_RES, SimulationConfig, Utterance, simulate  # noqa: E402
@@ -165,13 +165,7 @@ def build_trials(diarizer: Diarizer, count: int, seed: int, enroll_s: float, roo
 
 def reference_activity(uri: str, blocks: int) -> tuple[list[str], np.ndarray]:
     """real_dev reference speakers and their (speakers, blocks) activity at 10 ms."""
-    ref = read_rttm(REAL_DEV / "reference.rttm")[uri]
-    speakers = sorted(ref.labels())
-    activity = np.zeros((len(speakers), blocks), dtype=bool)
-    res = SPEECH_RES / SAMPLE_RATE
-    for seg, _, spk in ref.itertracks(yield_label=True):
-        activity[speakers.index(spk), int(round(seg.start / res)) : int(round(seg.end / res))] = True
-    return speakers, activity
+    return speaker_activity(read_rttm(REAL_DEV / "reference.rttm")[uri], blocks, SPEECH_RES / SAMPLE_RATE)
 
 
 def stranger_trials(diarizer: Diarizer, count: int) -> list[dict]:

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from streamdiar import Diarizer, load_config  # noqa: E402
 from streamdiar.audio import SAMPLE_RATE  # noqa: E402
-from streamdiar.evaluate.der import read_rttm  # noqa: E402
+from streamdiar.evaluate.der import read_rttm, speaker_activity  # noqa: E402
 from streamdiar.evaluate.tune import record  # noqa: E402
 
 
@@ -51,13 +51,6 @@ def ranked_activity(steps: list, window: int, frames: int) -> np.ndarray:
         total[:, lo:hi] += ranked[:, lo - start : hi - start]
         covered[lo:hi] += 1
     return total / np.maximum(covered, 1)
-
-
-def speakers_per_frame(annotation, frames: int, hop: float) -> np.ndarray:
-    count = np.zeros(frames, dtype=np.int64)
-    for segment, _, _ in annotation.itertracks(yield_label=True):
-        count[max(0, round(segment.start / hop)) : min(frames, round(segment.end / hop))] += 1
-    return count
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
@@ -86,7 +79,7 @@ def coverage(diarizer: Diarizer, folder: Path) -> dict:
         ranked = ranked_activity(steps, window, frames)
         top.append(ranked[0])
         second.append(ranked[1])
-        speakers.append(speakers_per_frame(refs[uri], frames, hop))
+        speakers.append(speaker_activity(refs[uri], frames, hop)[1].sum(axis=0))
     top, second, speakers = np.concatenate(top), np.concatenate(second), np.concatenate(speakers)
     solo, overlap, silence = speakers == 1, speakers >= 2, speakers == 0
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
@@ -19,6 +20,17 @@ def read_rttm(path: str | Path) -> dict[str, Annotation]:
     for uri, ann in out.items():
         ann.uri = uri
     return dict(out)
+
+
+def speaker_activity(annotation: Annotation, frames: int, resolution_s: float) -> tuple[list[str], np.ndarray]:
+    """A reference's speakers (sorted) and their (speakers, frames) activity on a grid of
+    `resolution_s`: a frame is active where a segment of that speaker covers its start."""
+    speakers = sorted(annotation.labels())
+    activity = np.zeros((len(speakers), frames), dtype=bool)
+    for segment, _, speaker in annotation.itertracks(yield_label=True):
+        start, end = max(0, round(segment.start / resolution_s)), min(frames, round(segment.end / resolution_s))
+        activity[speakers.index(speaker), start:end] = True
+    return speakers, activity
 
 
 def read_uem(path: str | Path) -> dict[str, Timeline]:
