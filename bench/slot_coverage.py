@@ -14,6 +14,13 @@ folder's `reference.rttm` (whole files, no UEM):
   one-speaker frames (0.5 = not at all, 1 = perfectly);
 - `top_on_silence`: frames where nobody speaks whose most active slot reaches the onset.
 
+And what it is given to hear them by, its input: over pairs of frames within one window (1 s
+apart or more) whose GE2E sub-windows each hold one reference speaker alone, the mean cosine of
+the two frames' GE2E vectors for the same speaker (`same_voice_cosine`) and for two different
+ones (`other_voice_cosine`), and how well the cosine tells the two kinds of pairs apart
+(`voice_auc`). A simulator whose voices lie farther apart than a real room's trains a Weighter
+to expect speaker changes to stand out.
+
 Comparing a simulated folder with real recordings shows where the Weighter meets audio unlike
 its training audio; comparing checkpoints (`--weights`) shows what a retraining changed, without
 the tracker's run-to-run cascades.
@@ -37,6 +44,7 @@ from streamdiar import Diarizer, load_config  # noqa: E402
 from streamdiar.audio import SAMPLE_RATE  # noqa: E402
 from streamdiar.evaluate.der import read_rttm, speaker_activity  # noqa: E402
 from streamdiar.evaluate.tune import record  # noqa: E402
+from streamdiar.features.speaker_encoder import EMBED_DIM  # noqa: E402
 
 
 def ranked_activity(steps: list, window: int, frames: int) -> np.ndarray:
@@ -61,6 +69,24 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float | None:
     return float((ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2) / (positive.size * negative.size))
 
 
+def voice_pairs(embeddings: np.ndarray, speakers: np.ndarray, window: int, half_span: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Cosines of (same-speaker, other-speaker) pairs of frames at least 2 * half_span and under
+    `window` frames apart, among frames whose sub-window (half_span frames either side) holds one
+    reference speaker alone. embeddings: (frames, D) L2-normalised; speakers: (K, frames) bool."""
+    frames = min(len(embeddings), speakers.shape[1])
+    alone = speakers[:, :frames].sum(axis=0) == 1
+    who = speakers[:, :frames].argmax(axis=0)
+    pure = np.array([alone[max(0, f - half_span) : f + half_span].all()
+                     and (who[max(0, f - half_span) : f + half_span] == who[f]).all() for f in range(frames)], dtype=bool)
+    idx = np.flatnonzero(pure)
+    apart = np.abs(idx[:, None] - idx[None, :])
+    pairs = np.triu((apart >= 2 * half_span) & (apart < window))
+    cosine = (embeddings[idx] @ embeddings[idx].T)[pairs]
+    same = (who[idx][:, None] == who[idx][None, :])[pairs]
+    return cosine[same], cosine[~same]
+
+
 def share(mask: np.ndarray) -> float | None:
     return float(mask.mean()) if mask.size else None
 
@@ -69,18 +95,25 @@ def coverage(diarizer: Diarizer, folder: Path) -> dict:
     hop = diarizer.featurizer.hop / SAMPLE_RATE
     window = diarizer.model_config.window_frames
     onset = diarizer.config.labels.onset
+    half_span = round(diarizer.featurizer.config.embed_window_s / hop / 2)
     refs = read_rttm(folder / "reference.rttm")
     recordings = record(diarizer, folder, folder / "reference.rttm")
     if not recordings:
         raise ValueError(f"{folder}: no WAV file named in its reference.rttm")
-    top, second, speakers = [], [], []
+    top, second, speakers, same_voice, other_voice = [], [], [], [], []
     for uri, duration, steps in recordings:
         frames = int(round(duration / hop))
         ranked = ranked_activity(steps, window, frames)
         top.append(ranked[0])
         second.append(ranked[1])
-        speakers.append(speaker_activity(refs[uri], frames, hop)[1].sum(axis=0))
+        activity = speaker_activity(refs[uri], frames, hop)[1]
+        speakers.append(activity.sum(axis=0))
+        embeddings = np.concatenate([new_frames for new_frames, *_ in steps])[:, :EMBED_DIM]
+        same, other = voice_pairs(embeddings, activity, window, half_span)
+        same_voice.append(same)
+        other_voice.append(other)
     top, second, speakers = np.concatenate(top), np.concatenate(second), np.concatenate(speakers)
+    same_voice, other_voice = np.concatenate(same_voice), np.concatenate(other_voice)
     solo, overlap, silence = speakers == 1, speakers >= 2, speakers == 0
     return {
         "files": len(recordings), "frames": int(speakers.size), "onset": onset,
@@ -90,6 +123,9 @@ def coverage(diarizer: Diarizer, folder: Path) -> dict:
         "second_on_solo": share(second[solo] >= onset),
         "overlap_auc": auc(second[overlap], second[solo]),
         "top_on_silence": share(top[silence] >= onset),
+        "same_voice_cosine": float(same_voice.mean()) if same_voice.size else None,
+        "other_voice_cosine": float(other_voice.mean()) if other_voice.size else None,
+        "voice_auc": auc(same_voice, other_voice),
     }
 
 

@@ -14,7 +14,7 @@ from bench.file_mode import file_mode
 from bench.known_speakers import score
 from bench.label_latency import label_latency
 from bench.memory import measure, rss_mb
-from bench.slot_coverage import auc, coverage
+from bench.slot_coverage import auc, coverage, voice_pairs
 from bench.steps import scaling
 from streamdiar import load_config
 from streamdiar.engine.labels import Segment
@@ -154,6 +154,8 @@ def test_slot_coverage_of_the_shipped_weighter_on_the_bundled_demo(diarizer, tmp
     assert figures["top_on_silence"] < 0.3
     assert figures["overlap_auc"] > 0.8
     assert figures["overlap_recall"] > 5 * figures["second_on_solo"]
+    # three LibriSpeech voices, each from its own recording: far apart in GE2E
+    assert figures["same_voice_cosine"] > figures["other_voice_cosine"] + 0.1 and figures["voice_auc"] > 0.9
 
 
 def test_slot_coverage_auc_counts_ties_half():
@@ -161,3 +163,20 @@ def test_slot_coverage_auc_counts_ties_half():
     pairs = [1.0 if p > n else 0.5 if p == n else 0.0 for p in positive for n in negative]
     assert auc(positive, negative) == pytest.approx(np.mean(pairs))
     assert auc(positive, np.array([])) is None
+
+
+def test_voice_pairs_take_only_solo_sub_windows_within_one_window():
+    """Speaker A on frames 0-39, nobody on 40-44, B on 45-84; each frame's vector is its speaker's
+    (silence its own): pairs come only from frames whose +-5-frame sub-window is one speaker's."""
+    a, b, silence = np.eye(3)[0], np.array([0.6, 0.8, 0.0]), np.eye(3)[2]
+    embeddings = np.stack([a] * 40 + [silence] * 5 + [b] * 40)
+    speakers = np.zeros((2, 85), dtype=bool)
+    speakers[0, :40] = speakers[1, 45:] = True
+    same, other = voice_pairs(embeddings, speakers, window=80, half_span=5)
+    pure = list(range(0, 36)) + list(range(50, 85))  # sub-windows are cut at the ends of the file
+    pairs = [(i, j) for i in pure for j in pure if 10 <= j - i < 80]
+    assert same.size + other.size == len(pairs)
+    assert other.size == sum((i < 40) != (j < 40) for i, j in pairs)
+    assert np.allclose(same, 1.0) and np.allclose(other, 0.6)
+    same, other = voice_pairs(embeddings[:9], speakers[:, :9], window=80, half_span=5)
+    assert same.size == other.size == 0  # frames 0-8: no two 10 frames apart
