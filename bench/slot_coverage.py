@@ -79,12 +79,14 @@ def voice_pairs(embeddings: np.ndarray, speakers: np.ndarray, window: int, half_
     who = speakers[:, :frames].argmax(axis=0)
     pure = np.array([alone[max(0, f - half_span) : f + half_span].all()
                      and (who[max(0, f - half_span) : f + half_span] == who[f]).all() for f in range(frames)], dtype=bool)
-    idx = np.flatnonzero(pure)
-    apart = np.abs(idx[:, None] - idx[None, :])
-    pairs = np.triu((apart >= 2 * half_span) & (apart < window))
-    cosine = (embeddings[idx] @ embeddings[idx].T)[pairs]
-    same = (who[idx][:, None] == who[idx][None, :])[pairs]
-    return cosine[same], cosine[~same]
+    same, other = [], []
+    for apart in range(2 * half_span, min(window, frames)):  # a band of pairs, not a frames x frames matrix
+        both = pure[:-apart] & pure[apart:]
+        cosine = np.einsum("fd,fd->f", embeddings[:frames - apart][both], embeddings[apart:frames][both])
+        one = who[:-apart][both] == who[apart:][both]
+        same.append(cosine[one])
+        other.append(cosine[~one])
+    return np.concatenate(same or [np.zeros(0)]), np.concatenate(other or [np.zeros(0)])
 
 
 def share(mask: np.ndarray) -> float | None:
