@@ -89,8 +89,9 @@ def voice_pairs(embeddings: np.ndarray, speakers: np.ndarray, window: int, half_
     return np.concatenate(same or [np.zeros(0)]), np.concatenate(other or [np.zeros(0)])
 
 
-def share(mask: np.ndarray) -> float | None:
-    return float(mask.mean()) if mask.size else None
+def mean_or_none(values: np.ndarray) -> float | None:
+    """The mean (of a boolean mask: the share that is true); None where there is nothing to average."""
+    return float(values.mean()) if values.size else None
 
 
 def coverage(diarizer: Diarizer, folder: Path) -> dict:
@@ -119,14 +120,14 @@ def coverage(diarizer: Diarizer, folder: Path) -> dict:
     solo, overlap, silence = speakers == 1, speakers >= 2, speakers == 0
     return {
         "files": len(recordings), "frames": int(speakers.size), "onset": onset,
-        "solo_share": share(solo), "overlap_share": share(overlap),
-        "solo_recall": share(top[solo] >= onset),
-        "overlap_recall": share(second[overlap] >= onset),
-        "second_on_solo": share(second[solo] >= onset),
+        "solo_share": mean_or_none(solo), "overlap_share": mean_or_none(overlap),
+        "solo_recall": mean_or_none(top[solo] >= onset),
+        "overlap_recall": mean_or_none(second[overlap] >= onset),
+        "second_on_solo": mean_or_none(second[solo] >= onset),
         "overlap_auc": auc(second[overlap], second[solo]),
-        "top_on_silence": share(top[silence] >= onset),
-        "same_voice_cosine": float(same_voice.mean()) if same_voice.size else None,
-        "other_voice_cosine": float(other_voice.mean()) if other_voice.size else None,
+        "top_on_silence": mean_or_none(top[silence] >= onset),
+        "same_voice_cosine": mean_or_none(same_voice),
+        "other_voice_cosine": mean_or_none(other_voice),
         "voice_auc": auc(same_voice, other_voice),
     }
 
