@@ -99,6 +99,7 @@ class TrackerConfig:
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
     held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
+    slot_split_score: float = 0.2  # a slot whose solo frames' voices form two groups scoring this (gain x sqrt(smaller group's frames)) is split in two before linking (not where both parts match one known speaker); 0 = never
     memory_size: int = 64
     top_k: int = 64
 
@@ -113,6 +114,8 @@ class TrackerConfig:
             _positive(at, name, getattr(self, name))
         if self.final_context_pieces < 0:
             raise ConfigError(f"{at}.final_context_pieces: must be >= 0, got {self.final_context_pieces}")
+        if self.slot_split_score < 0:
+            raise ConfigError(f"{at}.slot_split_score: must be >= 0 (0 = never), got {self.slot_split_score}")
         if self.min_slot_s < 0 or self.new_speaker_min_s < 0:
             raise ConfigError(f"{at}: min_slot_s and new_speaker_min_s must be >= 0")
 

@@ -141,3 +141,11 @@ def test_slot_kept_apart_from_its_look_alike_opens_a_speaker_only_when_it_persis
     assert list(_assign(tracker, window())[:2]) == [0, -1]
     assert list(_assign(tracker, window())[:2]) == [0, -1]
     assert list(_assign(tracker, window())[:2]) == [0, 1] and len(tracker.speakers) == 2
+
+
+def test_nearest_speakers_names_the_known_voice_and_none_for_a_new_one(voice_frames):
+    sample = _voices(voice_frames)
+    tracker = Tracker(TrackerConfig(), HOP)
+    assert tracker.nearest_speakers(np.stack([sample(0)])).tolist() == [-1]  # nobody known yet
+    first = _assign(tracker, _window({0: (0, 40), 1: (40, 80)}, sample))
+    assert tracker.nearest_speakers(np.stack([sample(1), sample(0), sample(3)])).tolist() == [first[1], first[0], -1]

@@ -19,6 +19,7 @@ from streamdiar.engine.labels import Segment, Segmenter, keep_counted
 from streamdiar.engine.naming import SegmentNamer
 from streamdiar.engine.relink import PieceRelinker
 from streamdiar.engine.runner import make_runner
+from streamdiar.engine.slot_split import MIN_PART_S, split_mixed_slots
 from streamdiar.engine.stream import StreamState, Update
 from streamdiar.engine.tracker import CohortNorm, Tracker
 from streamdiar.engine.windows import FrameRing
@@ -45,6 +46,7 @@ class Diarizer:
         self.runner = make_runner(model, self.config, self.featurizer)
         self.hop_s = features.frame_hop_s
         self.step_samples = round(self.config.stream.step_s * SAMPLE_RATE)
+        self.split_min_frames = round(MIN_PART_S / self.hop_s)
         # a frame cannot be final before its features exist
         self.latency_s = max(self.config.stream.latency_s, self.featurizer.lookahead_s())
 
@@ -158,6 +160,11 @@ class Diarizer:
     def _link_and_label(self, s: StreamState, activity, embeddings, confidence, speech, final_upto: int):
         window = self.model_config.window_frames
         start = s.ring.count - window
+        if s.tracker.config.slot_split_score > 0:
+            frames = s.ring.window()[0]
+            activity, embeddings, confidence = split_mixed_slots(
+                activity, embeddings, confidence, frames[:, :EMBED_DIM], frames[:, VAD_MEAN_COLUMN] >= SPEECH_PROBABILITY,
+                self.config.labels.onset, self.split_min_frames, s.tracker.config.slot_split_score, s.tracker.nearest_speakers)
         # Silero, trained on far more real audio than the Weighter, vetoes frames it is sure hold no
         # speech (coughs, paper, room noise that simulation never showed the Weighter)
         activity = np.where(speech >= self.config.labels.vad_floor, activity, 0.0)

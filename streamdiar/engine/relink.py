@@ -34,12 +34,12 @@ import numpy as np
 from streamdiar.config import LabelConfig
 from streamdiar.engine.labels import Segment, VoicePiece, pooled_voice
 from streamdiar.engine.tracker import Tracker, normalise
+from streamdiar.engine.voice_groups import two_voices
 
 MEMORY = 64  # final pieces per speaker in its running voice
 MIN_SOLO_FRAMES = 3  # a piece with fewer solo speech frames holds too little voice to move
 SPLIT_MIN_PIECES = 16  # a running voice is tested for two people once it holds this many pieces...
 SPLIT_MIN_SHARE = 0.25  # ...and the smaller of its two groups must hold at least this share of them
-SPLIT_ITERATIONS = 10
 MERGE_MIN_PIECES = 12  # two running voices are compared once each holds this many pieces
 
 
@@ -131,17 +131,8 @@ def running_voice(voices: deque[np.ndarray]) -> np.ndarray:
 def split_in_two(voices: np.ndarray, min_gain: float) -> np.ndarray | None:
     """Unit vectors (n, D) of what one speaker said -> a mask of the larger of two groups, when
     two voices (the groups' mean directions) fit the vectors at least `min_gain` better in mean
-    cosine than one does and the smaller group holds at least `SPLIT_MIN_SHARE` of them; else None.
-    The groups are a spherical 2-means seeded with the two least alike vectors."""
-    similarity = voices @ voices.T
-    centres = voices[list(np.unravel_index(np.argmin(similarity), similarity.shape))]
-    for _ in range(SPLIT_ITERATIONS):
-        group = (voices @ centres.T).argmax(axis=1)
-        if group.min() == group.max():
-            return None
-        centres = normalise(np.stack([voices[group == k].sum(axis=0) for k in (0, 1)]))
-    sizes = np.bincount(group, minlength=2)
-    gain = (voices @ centres.T).max(axis=1).mean() - (voices @ normalise(voices.sum(axis=0))).mean()
-    if gain < min_gain or sizes.min() < SPLIT_MIN_SHARE * len(voices):
+    cosine than one does and the smaller group holds at least `SPLIT_MIN_SHARE` of them; else None."""
+    groups = two_voices(voices)
+    if groups is None or groups.gain < min_gain or groups.sizes.min() < SPLIT_MIN_SHARE * len(voices):
         return None
-    return group == int(sizes.argmax())
+    return groups.group == int(groups.sizes.argmax())

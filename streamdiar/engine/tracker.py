@@ -157,6 +157,21 @@ class Tracker:
         return sum(1 for s in self.speakers if not s.enrolled or s.seconds > 0)
 
     # -- per window ---------------------------------------------------------------------------
+    def nearest_speakers(self, embeddings: np.ndarray) -> np.ndarray:
+        """(n, D) embeddings -> (n,) index of the speaker each one's voice matches best, -1 where
+        none reaches `assign_similarity`."""
+        if not self.speakers:
+            return np.full(len(embeddings), -1)
+        voice = self._voice_scores(normalise(embeddings))
+        return np.where(voice.max(axis=1) >= self.config.assign_similarity, voice.argmax(axis=1), -1)
+
+    def _voice_scores(self, emb: np.ndarray) -> np.ndarray:
+        """(n, D) unit embeddings -> (n, speakers) voice similarity to each known speaker."""
+        voice = np.zeros((len(emb), len(self.speakers)))
+        for j, spk in enumerate(self.speakers):
+            voice[:, j] = spk.similarity(emb, self.config.top_k)
+        return voice
+
     def assign(self, activity: np.ndarray, embeddings: np.ndarray, confidence: np.ndarray,
                history: np.ndarray, history_weight: np.ndarray) -> SlotAssignment:
         """Map one window's slots to speakers (opening new ones as needed).
@@ -174,9 +189,7 @@ class Tracker:
         if candidates.size == 0:
             return SlotAssignment(result)
         emb = normalise(embeddings[candidates])
-        voice = np.zeros((candidates.size, len(self.speakers)))
-        for j, spk in enumerate(self.speakers):
-            voice[:, j] = spk.similarity(emb, cfg.top_k)
+        voice = self._voice_scores(emb)
         continuity, defined = self._continuity(activity[candidates], history, history_weight)
         w = cfg.continuity_weight
         score = np.where(defined, (1 - w) * voice + w * continuity, voice)
