@@ -52,13 +52,13 @@ def split_mixed_slots(activity: np.ndarray, embeddings: np.ndarray, confidence: 
             continue
         nearer = (voices @ groups.centres.T).argmax(axis=1)
         parts = [np.where(nearer == k, activity[slot], 0.0) for k in np.argsort(-groups.sizes)]
-        pooled = [_pooled(part, voices) for part in parts]
+        kept, other = (_pooled(part, voices) for part in parts)
         if nearest_speakers is not None:
-            known = nearest_speakers(np.stack([embedding for _, embedding, _ in pooled]))
+            known = nearest_speakers(np.stack([kept[1], other[1]]))
             if known[0] >= 0 and known[0] == known[1]:
                 continue
-        (activity[slot], embeddings[slot], confidence[slot]), *rest = pooled
-        extra.extend(rest)
+        activity[slot], embeddings[slot], confidence[slot] = kept
+        extra.append(other)
     if not extra:
         return activity, embeddings, confidence
     return (np.concatenate([activity, np.stack([a for a, _, _ in extra]).astype(activity.dtype)]),
