@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
-from streamdiar.engine.tracker import normalise
 from streamdiar.engine.voice_groups import two_voices
+from streamdiar.model.weighter import pool_slots
 
 MIN_PART_S = 1.0  # each of the two voices must hold the slot alone for this long
 
@@ -51,22 +52,17 @@ def split_mixed_slots(activity: np.ndarray, embeddings: np.ndarray, confidence: 
         if groups.gain * np.sqrt(groups.sizes.min()) < min_score:
             continue
         nearer = (voices @ groups.centres.T).argmax(axis=1)
-        parts = [np.where(nearer == k, activity[slot], 0.0) for k in np.argsort(-groups.sizes)]
-        kept, other = (_pooled(part, voices) for part in parts)
+        tracks = np.stack([np.where(nearer == k, activity[slot], 0.0) for k in np.argsort(-groups.sizes)])
+        pooled, scored = pool_slots(torch.from_numpy(tracks[None]).float(), torch.from_numpy(voices[None]).float())
+        pooled, scored = pooled[0].numpy(), scored[0].numpy()  # (kept part, other part): pooled as the Weighter pools
         if nearest_speakers is not None:
-            known = nearest_speakers(np.stack([kept[1], other[1]]))
+            known = nearest_speakers(pooled)
             if known[0] >= 0 and known[0] == known[1]:
                 continue
-        activity[slot], embeddings[slot], confidence[slot] = kept
-        extra.append(other)
+        activity[slot], embeddings[slot], confidence[slot] = tracks[0], pooled[0], scored[0]
+        extra.append((tracks[1], pooled[1], scored[1]))
     if not extra:
         return activity, embeddings, confidence
     return (np.concatenate([activity, np.stack([a for a, _, _ in extra]).astype(activity.dtype)]),
             np.concatenate([embeddings, np.stack([e for _, e, _ in extra]).astype(embeddings.dtype)]),
             np.concatenate([confidence, np.array([c for _, _, c in extra], dtype=confidence.dtype)]))
-
-
-def _pooled(track: np.ndarray, voices: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """A slot track's (track, embedding, confidence): the Weighter's pooling (model/weighter.py)."""
-    mass = float(track.sum())
-    return track, normalise(track @ voices), float((track**2).sum() / max(mass, 1e-9))
