@@ -98,7 +98,7 @@ class TrackerConfig:
     final_context_pieces: int = 50  # ...out of the session's last this-many judged pieces (0 = none)
     max_speakers: int = 20
     cohort_top_k: int = 50  # scores are normalised against this many nearest training voices (0 = raw cosine)
-    held_apart_windows: int = 4  # windows in a row a slot is kept from its look-alike speaker before it opens its own
+    held_apart_windows: int = 8  # windows in a row a slot is kept from its look-alike speaker before it opens its own (shorter runs are mostly one voice over two slots)
     slot_split_score: float = 0.2  # a slot whose solo frames' voices form two groups scoring this (gain x sqrt(smaller group's frames)) is split in two before linking (not where both parts match one known speaker); 0 = never
     memory_size: int = 64
     top_k: int = 64

@@ -223,7 +223,8 @@ class Tracker:
             if best >= cfg.new_speaker_similarity:
                 # The model set this slot apart from the one that took its look-alike: in real rooms
                 # different people's GE2E vectors are that alike. Kept apart window after window, it
-                # is a new voice; once, it is more likely one voice split over two slots.
+                # is a new voice; for a few windows, it is more likely one voice the Weighter spread
+                # over two slots, as it does in one-speaker recordings.
                 free = named.copy()
                 free[[c for c in taken if c < free.size]] = -1.0
                 if free.max() < cfg.new_speaker_similarity:
