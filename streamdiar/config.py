@@ -85,6 +85,7 @@ class TrackerConfig:
     min_slot_s: float = 0.3
     new_speaker_min_s: float = 1.0
     new_speaker_similarity: float = 0.88
+    hinted_new_speaker_similarity: float = 0.92  # ...this instead while fewer people than a minimum-count hint have spoken
     assign_similarity: float = 0.85
     continuity_weight: float = 0.0
     continuity_accept: float = 0.5
@@ -104,8 +105,8 @@ class TrackerConfig:
     top_k: int = 64
 
     def check(self, at: str) -> None:
-        for name in ("confidence_gate", "new_speaker_similarity", "assign_similarity", "continuity_weight",
-                     "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
+        for name in ("confidence_gate", "new_speaker_similarity", "hinted_new_speaker_similarity", "assign_similarity",
+                     "continuity_weight", "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
                      "final_frame_similarity", "final_frame_name_similarity", "final_context_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:

@@ -136,19 +136,39 @@ def _window(tracker: Tracker, embeddings: np.ndarray, history: np.ndarray | None
     return tracker.assign(activity, embeddings, np.ones(n), history, weight)
 
 
+def _near(voice: np.ndarray, cosine: float) -> np.ndarray:
+    """A unit vector at exactly `cosine` to unit `voice`."""
+    other = _unit(1)[0]
+    other -= (other @ voice) * voice
+    return cosine * voice + np.sqrt(1 - cosine**2) * other / np.linalg.norm(other)
+
+
 def test_min_count_separates_two_similar_voices_that_would_otherwise_merge():
-    """Two similar voices in one window: without a hint the weaker slot is left to the speaker
-    the other one took; with min 2 it becomes a second speaker."""
+    """A second slot whose voice lies between new_speaker_similarity and
+    hinted_new_speaker_similarity of the first speaker: without a hint it is held apart (no new
+    speaker yet); with min 2 it opens the second speaker at once."""
     config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
     base = _unit(1)[0]
-    close = base + 0.25 * _unit(1)[0]
-    close /= np.linalg.norm(close)  # cosine ~0.97: the same voice to the tracker
+    close = _near(base, (config.new_speaker_similarity + config.hinted_new_speaker_similarity) / 2)
     for minimum, expected in ((None, 1), (2, 2)):
         tracker = Tracker(config, 0.1)
         tracker.set_speaker_count(minimum=minimum)
         _window(tracker, base[None])
         _window(tracker, np.stack([base, close]))
         assert len(tracker.speakers) == expected
+
+
+def test_min_count_does_not_split_one_voice_held_in_two_slots():
+    """The Weighter sometimes holds one voice in two slots of a window: under a minimum-count hint
+    that second slot (cosine above hinted_new_speaker_similarity) still opens no speaker at once."""
+    config = TrackerConfig(min_slot_s=0.3, new_speaker_min_s=0.5)
+    base = _unit(1)[0]
+    same = _near(base, (config.hinted_new_speaker_similarity + 1) / 2)
+    tracker = Tracker(config, 0.1)
+    tracker.set_speaker_count(minimum=2)
+    _window(tracker, base[None])
+    _window(tracker, np.stack([base, same]))
+    assert len(tracker.speakers) == 1
 
 
 def test_unheard_profiles_do_not_use_up_the_count():

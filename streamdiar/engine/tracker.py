@@ -233,7 +233,9 @@ class Tracker:
                         best = free.max()
             threshold = cfg.new_speaker_similarity
             if self.heard() < self.min_speakers:
-                threshold = np.inf  # a count hint: a slot no speaker took opens one until it is reached
+                # a count hint makes a new voice likelier, not certain: opening every slot no speaker
+                # took gave one voice the Weighter spread over two slots two speakers
+                threshold = cfg.hinted_new_speaker_similarity
             # the first voice of a stream cannot be confused with anyone: label it as soon as a
             # slot is trusted at all, so the first labels come early
             min_s = cfg.min_slot_s if not self.speakers else cfg.new_speaker_min_s
