@@ -106,8 +106,9 @@ class TrackerConfig:
 
     def check(self, at: str) -> None:
         for name in ("confidence_gate", "new_speaker_similarity", "hinted_new_speaker_similarity", "assign_similarity",
-                     "continuity_weight", "continuity_accept", "known_similarity", "final_name_similarity", "final_unname_similarity",
-                     "final_frame_similarity", "final_frame_name_similarity", "final_context_similarity"):
+                     "continuity_weight", "continuity_accept", "known_similarity", "final_name_similarity",
+                     "final_unname_similarity", "final_frame_similarity", "final_frame_name_similarity",
+                     "final_context_similarity"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"{at}.{name}: must be in [0, 1], got {value}")
