@@ -118,9 +118,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
         if key.split(".")[0] not in ("tracker", "labels") or not values:
             raise ConfigError(f"--grid {item!r}: expected tracker.NAME=V1,V2 or labels.NAME=V1,V2")
         grid[key] = [yaml.safe_load(v) for v in values.split(",")]
+    try:
+        gains = [float(g) for g in args.gains.split(",")]
+    except ValueError:
+        raise ConfigError(f"--gains {args.gains!r}: expected decibels, e.g. -12,0,8") from None
     diarizer = make_diarizer(args)
-    recordings = record(diarizer, args.folder, args.reference)
-    best, total = grid_search(diarizer, recordings, args.reference, grid)
+    variants = [record(diarizer, args.folder, args.reference, gain_db=gain) for gain in gains]
+    best, total = grid_search(diarizer, variants, args.reference, grid)
     print(f"best: DER {100 * total['der']:.2f} with tracker={best.tracker} labels={best.labels}")
     if args.out:
         sections = {"tracker": dataclasses.asdict(best.tracker), "labels": dataclasses.asdict(best.labels)}
@@ -335,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", required=True)
     p.add_argument("--grid", nargs="+", required=True, metavar="SECTION.NAME=V1,V2",
                    help="values to try, e.g. tracker.assign_similarity=0.8,0.85 labels.onset=0.4,0.5")
+    p.add_argument("--gains", default="0", metavar="DB,DB...",
+                   help="record the folder once per input gain, e.g. -12,0,8, and judge each setting by its mean "
+                        "DER over them (one recording's linking moves by chance; see docs/accuracy.md)")
     p.add_argument("--out", help="write the best tracker/labels sections to this YAML file")
     p.set_defaults(func=cmd_tune)
 

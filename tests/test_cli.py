@@ -54,3 +54,12 @@ def test_config_errors_name_the_key(tmp_path):
     result = _streamdiar("file", str(REAL_DEV / "sample.wav"), "--config", str(bad))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "tracker.max_speakerz: unknown key" in result.stderr
+
+
+def test_tune_option_errors_are_one_line(tmp_path):
+    cases = ((["--grid", "tracker.assign_similarity=0.8", "--gains", "loud"], "--gains 'loud'"),
+             (["--grid", "tracker.assign_similarity", "--gains=-12,0"], "--grid 'tracker.assign_similarity'"))
+    for options, error in cases:
+        result = _streamdiar("tune", str(tmp_path), "--reference", str(REAL_DEV / "reference.rttm"), *options)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith(f"streamdiar: error: {error}")

@@ -38,13 +38,14 @@ async def run_stream(stream: Stream, blocks: AsyncIterable[np.ndarray], on_updat
 
 async def diarize_file(diarizer: Diarizer, path: str | Path, pace: float = 0.0, on_update: OnUpdate | None = None,
                        uri: str | None = None, prepare: Callable[[Stream], object] | None = None,
-                       **record) -> tuple[Stream, list[Segment]]:
+                       gain_db: float = 0.0, **record) -> tuple[Stream, list[Segment]]:
     """A file through the live path in step-sized blocks; pace 0 = as fast as the CPU allows.
     `prepare` sets up the new stream before its first audio (known speakers, count hints);
-    `record` passes record_features / record_steps to the stream (evaluation and tuning)."""
+    `gain_db` plays the file louder or quieter (tuning); `record` passes record_features /
+    record_steps to the stream (evaluation and tuning)."""
     stream = diarizer.open_stream(uri or Path(path).stem, **record)
     if prepare is not None:
         prepare(stream)
-    blocks = file_blocks(path, diarizer.config.stream.step_s)
+    blocks = file_blocks(path, diarizer.config.stream.step_s, gain_db)
     finals = await run_stream(stream, paced(blocks, pace), on_update)
     return stream, finals

@@ -11,9 +11,12 @@ import numpy as np
 from streamdiar.audio import SAMPLE_RATE, load_audio
 
 
-def file_blocks(path: str | Path, block_s: float) -> Iterator[np.ndarray]:
-    """16 kHz mono float32 blocks of `block_s` seconds (the last one may be shorter)."""
+def file_blocks(path: str | Path, block_s: float, gain_db: float = 0.0) -> Iterator[np.ndarray]:
+    """16 kHz mono float32 blocks of `block_s` seconds (the last one may be shorter), played
+    `gain_db` louder (clipped at full scale, as a louder recording would be)."""
     audio = load_audio(path)
+    if gain_db:
+        audio = np.clip(audio * np.float32(10 ** (gain_db / 20)), -1.0, 1.0)
     size = max(1, round(block_s * SAMPLE_RATE))
     for start in range(0, audio.size, size):
         yield audio[start : start + size]
