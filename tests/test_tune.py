@@ -38,9 +38,9 @@ def test_tune_judges_each_setting_over_recordings_at_several_gains(diarizer, tmp
     plain = record(diarizer, tmp_path, reference)
     variants = [record(diarizer, tmp_path, reference, gain_db=gain) for gain in (0.0, -12.0)]
     as_recorded = np.concatenate([frames for frames, *_ in plain[0][2]])
-    louder = np.concatenate([frames for frames, *_ in variants[0][0][2]])
+    at_zero_db = np.concatenate([frames for frames, *_ in variants[0][0][2]])
     quieter = np.concatenate([frames for frames, *_ in variants[1][0][2]])
-    assert np.array_equal(as_recorded, louder)  # gain 0 is the file as it is
+    assert np.array_equal(as_recorded, at_zero_db)  # gain 0 is the file as it is
     heard = as_recorded[:, LEVEL_COLUMN] > 0.3  # above the level floor either way
     shift = (as_recorded[heard, LEVEL_COLUMN] - quieter[heard, LEVEL_COLUMN]).mean()
     assert abs(shift - 12 / 80) < 0.01  # the level input reads 12 dB less
